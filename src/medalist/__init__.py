@@ -1,0 +1,3 @@
+"""medalist: a prediction competition in, a strong and valid submission out."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,128 @@
+"""`medalist grade` and `medalist bench`: plain typer commands on ``app``, mounted by the main CLI.
+
+Bad input prints one line ``error: ...`` on stderr and exits with code 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medalist.errors import MedalistError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+_err = Console(stderr=True, highlight=False)
+_out = Console(highlight=False)
+
+
+def _fail(message: str) -> NoReturn:
+    _err.print(f"error: {' '.join(message.split())}", markup=False, soft_wrap=True)
+    raise SystemExit(2)
+
+
+@app.command()
+def grade(
+    submission: Annotated[Path, typer.Argument(help="The submission CSV to grade.")],
+    competition: Annotated[
+        Path, typer.Option("--competition", "-c", help="Competition folder (shared or mle-bench layout).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Validate and score a submission, and place it on the competition's leaderboard."""
+    from medalist.bench.grade import grade_submission
+
+    if not submission.is_file():
+        _fail(f"no submission file at {submission}")
+    try:
+        report = grade_submission(submission, competition)
+    except MedalistError as exc:
+        _fail(str(exc))
+    if as_json:
+        _out.print_json(json.dumps(report.to_dict()))
+        return
+    direction = "lower" if report.is_lower_better else "higher"
+    table = Table(
+        title=f"{report.competition_id}: {report.metric} ({direction} is better)", show_header=False
+    )
+    if report.valid_submission:
+        table.add_row("score", f"{report.score}")
+    else:
+        table.add_row("score", "invalid submission")
+        table.add_row("reason", report.reason or "")
+    if report.n_teams:
+        medal = next((m for m in ("gold", "silver", "bronze") if getattr(report, f"{m}_medal")), "none")
+        table.add_row("medal", medal)
+        table.add_row(
+            "thresholds",
+            f"gold {report.gold_threshold} · silver {report.silver_threshold} · bronze {report.bronze_threshold}"
+            f" · median {report.median_threshold}",
+        )
+        table.add_row("above median", "yes" if report.above_median else "no")
+        if report.percentile is not None:
+            table.add_row("percentile", f"beats {report.percentile:.2f}% of {report.n_teams} teams")
+    else:
+        table.add_row("leaderboard", "none (no medals or percentile)")
+    _out.print(table)
+
+
+@app.command()
+def bench(
+    suite_dir: Annotated[
+        Path, typer.Argument(help="Folder of competition folders (e.g. ../shared/competitions).")
+    ],
+    workdir: Annotated[Path, typer.Option("--workdir", "-w", help="Where run workspaces and the report go.")],
+    time_budget: Annotated[float, typer.Option("--time-budget", help="Seconds per competition and seed.")],
+    only: Annotated[str | None, typer.Option("--only", help="Comma-separated competition slugs.")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", help="Runs per competition (for mean ± SEM, Pass@k).")] = 1,
+    llm: Annotated[str, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL.")] = "none",
+    setup_only: Annotated[
+        bool, typer.Option("--setup-only", help="Run Phase I only; report Pass@k.")
+    ] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="JSON report path.")] = None,
+) -> None:
+    """Run medalist on every competition of a suite, grade each run, and print one table."""
+    from medalist.bench.suite import format_table, run_suite, summary_lines
+
+    if seeds < 1:
+        _fail("--seeds must be at least 1")
+    if time_budget <= 0:
+        _fail("--time-budget must be a positive number of seconds")
+    if llm not in ("none", "local") and not re.match(r"^https?://\S+$", llm):
+        _fail(f"--llm must be none, local or an http(s) URL, got {llm!r}")
+    names = [s.strip() for s in only.split(",") if s.strip()] if only else None
+
+    def progress(row) -> None:
+        g = row.grade or {}
+        what = (
+            f"score {g.get('score')}"
+            if g.get("valid_submission")
+            else (g.get("reason") or row.error or "no grade")
+        )
+        _err.print(f"{row.competition} seed {row.seed}: {what} ({row.seconds:.0f}s)", markup=False)
+
+    try:
+        result = run_suite(
+            suite_dir,
+            workdir,
+            time_budget,
+            only=names,
+            seeds=seeds,
+            llm=llm,
+            setup_only=setup_only,
+            report_path=report,
+            progress=progress,
+        )
+    except MedalistError as exc:
+        _fail(str(exc))
+    _out.print(format_table(result))
+    for line in summary_lines(result):
+        _out.print(line, markup=False)
+    _out.print(f"report: {report or Path(result.workdir) / 'bench_report.json'}", markup=False)
+    sys.stdout.flush()

@@ -1,0 +1,114 @@
+"""The `medalist` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.exceptions import Abort, Exit, TyperException
+from rich.console import Console
+from rich.table import Table
+
+from medalist.errors import MedalistError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Turn a prediction competition into a strong, valid submission.",
+)
+console = Console(stderr=True)
+out = Console()
+
+WorkdirOpt = Annotated[Path, typer.Option("--workdir", "-w", help="Where workspaces live (<workdir>/<slug>/).")]
+LlmOpt = Annotated[str, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL.")]
+
+
+def _policies(llm: str, llm_model: str | None, workdir: Path, slug_hint: str | None = None):
+    """(policy, fallback) for --llm."""
+    from medalist.policy.expert import ExpertPolicy
+
+    if llm in ("", "none"):
+        return ExpertPolicy(), None
+    from medalist.policy.llm import make_llm_policy
+
+    return make_llm_policy(llm, llm_model=llm_model), ExpertPolicy()
+
+
+@app.command()
+def setup(
+    competition: Annotated[str, typer.Argument(help="Competition folder (description + data files).")],
+    workdir: WorkdirOpt = Path("runs"),
+    llm: LlmOpt = "none",
+    llm_model: Annotated[str | None, typer.Option(help="GGUF file for --llm local.")] = None,
+) -> None:
+    """Phase I: set the competition up (task.json + maps) through the checked stage machine."""
+    from medalist.setup import run_setup
+
+    policy, fallback = _policies(llm, llm_model, workdir)
+    with console.status("setting up…"):
+        spec, ws, records = run_setup(competition, workdir, policy=policy, fallback=fallback)
+    table = Table(title=f"{spec.slug}: setup passed every check", show_header=False)
+    table.add_row("task", f"{spec.task_type}  ({spec.transform.output} output)")
+    table.add_row("metric", f"{spec.metric} ({'lower' if spec.lower_is_better else 'higher'} is better)")
+    table.add_row("id column", spec.id_column)
+    table.add_row("targets", ", ".join(spec.target_columns[:6]) + (" …" if len(spec.target_columns) > 6 else ""))
+    for m, cols in spec.input_columns.items():
+        table.add_row(f"{m} inputs", f"{len(cols)}: " + ", ".join(cols[:6]) + (" …" if len(cols) > 6 else ""))
+    if spec.excluded_columns:
+        table.add_row("excluded", ", ".join(f"{c} ({why.split(' (')[0]})" for c, why in list(spec.excluded_columns.items())[:4]))
+    attempts = sum(1 for r in records if not r.stage.startswith("meta:"))
+    table.add_row("stages", f"{attempts} attempts, {sum(1 for r in records if not r.ok)} failed checks")
+    table.add_row("workspace", str(ws.root))
+    out.print(table)
+
+
+@app.command()
+def example(
+    directory: Annotated[Path, typer.Argument(help="Where to write the example competition folder.")] = Path("examples"),
+    name: Annotated[str, typer.Option(help="breast-cancer | wine | diabetes")] = "breast-cancer",
+) -> None:
+    """Write an embedded example competition (from scikit-learn's bundled datasets; no network)."""
+    from medalist.example import make_example
+
+    path = make_example(directory, name)
+    out.print(f"wrote {path}")
+
+
+def main() -> None:
+    """Entry point: one clear line and exit code 2 for bad input; never a traceback unless MEDALIST_DEBUG."""
+    try:
+        code = app(standalone_mode=False)
+    except Exit as e:
+        code = e.exit_code
+    except MedalistError as e:
+        console.print(f"error: {_one_line(str(e))}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except Abort:
+        console.print("error: aborted", markup=False)
+        sys.exit(130)
+    except TyperException as e:
+        console.print(f"error: {_one_line(e.format_message())}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("error: interrupted; finished work is kept in the workspace", markup=False)
+        sys.exit(130)
+    except Exception as e:  # a bug: say so in one line, keep the traceback for MEDALIST_DEBUG
+        if os.environ.get("MEDALIST_DEBUG"):
+            traceback.print_exc()
+        console.print(f"error: internal error ({type(e).__name__}: {_one_line(str(e))}); "
+                      "rerun with MEDALIST_DEBUG=1 for details", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""LLM settings from flags and environment, and the price table."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from medalist.errors import InputError
+
+# USD per 1M tokens (prompt, completion), as the providers published them when this table was written.
+# Prices change: override or extend with MEDALIST_LLM_PRICES (JSON text or a path to a JSON file),
+# e.g. {"my-model": [0.5, 1.5]}. Lookup is exact first, then the longest matching prefix.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "o3-mini": (1.10, 4.40),
+    "o4-mini": (1.10, 4.40),
+    "local/": (0.0, 0.0),  # the embedded llama.cpp models are named local/<name>
+}
+
+_ENV = "MEDALIST_LLM_"
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Everything the LLM client needs. `prices`: model -> (USD per 1M prompt, per 1M completion tokens)."""
+
+    base_url: str | None = None
+    model: str = ""
+    api_key: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    timeout: float = 120.0
+    max_retries: int = 4
+    backoff: float = 1.0  # seconds before the first retry; doubles each time (capped at 30 s)
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    max_llm_tokens: int | None = None
+    max_cost: float | None = None
+    cache: bool = True
+    cache_dir: Path | None = None  # default: <user cache>/medalist/llm
+    threads: int = 1  # local server only
+    ctx: int = 4096  # local server only
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> LLMConfig:
+        """Settings from MEDALIST_LLM_* (and OPENAI_API_KEY / OPENAI_BASE_URL), then `overrides`.
+
+        Overrides that are None are ignored, so CLI flags can be passed through unchanged.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        base_url = env.get(_ENV + "BASE_URL") or env.get("OPENAI_BASE_URL")
+        if base_url:
+            values["base_url"] = base_url
+        if env.get(_ENV + "MODEL"):
+            values["model"] = env[_ENV + "MODEL"]
+        api_key = env.get(_ENV + "API_KEY") or env.get("OPENAI_API_KEY")
+        if api_key:
+            values["api_key"] = api_key
+        numeric = {
+            "temperature": (_ENV + "TEMPERATURE", float),
+            "max_tokens": (_ENV + "MAX_TOKENS", int),
+            "timeout": (_ENV + "TIMEOUT", float),
+            "max_retries": (_ENV + "MAX_RETRIES", int),
+            "threads": (_ENV + "THREADS", int),
+            "ctx": (_ENV + "CTX", int),
+            "max_llm_tokens": ("MEDALIST_MAX_LLM_TOKENS", int),
+            "max_cost": ("MEDALIST_MAX_COST", float),
+        }
+        for name, (var, kind) in numeric.items():
+            if env.get(var):
+                values[name] = _parse(var, env[var], kind)
+        if env.get(_ENV + "CACHE_DIR"):
+            values["cache_dir"] = Path(env[_ENV + "CACHE_DIR"]).expanduser()
+        if env.get(_ENV + "CACHE"):
+            values["cache"] = env[_ENV + "CACHE"].strip().lower() not in ("0", "false", "no", "off")
+        prices = dict(DEFAULT_PRICES)
+        if env.get(_ENV + "PRICES"):
+            prices.update(parse_prices(env[_ENV + "PRICES"]))
+        values["prices"] = prices
+        for name, value in overrides.items():
+            if name not in _FIELD_NAMES:
+                raise TypeError(f"LLMConfig has no field {name!r}")
+            if value is not None:
+                values[name] = value
+        if "prices" in overrides and overrides["prices"] is not None:
+            values["prices"] = {**prices, **overrides["prices"]}
+        return cls(**values).validated()
+
+    def validated(self) -> LLMConfig:
+        """Self, after checking the values a user can get wrong."""
+        if self.max_tokens < 1:
+            raise InputError(f"LLM max tokens must be at least 1, got {self.max_tokens}")
+        if self.timeout <= 0:
+            raise InputError(f"LLM timeout must be positive, got {self.timeout}")
+        if self.max_retries < 0:
+            raise InputError(f"LLM max retries must be >= 0, got {self.max_retries}")
+        if self.max_llm_tokens is not None and self.max_llm_tokens < 0:
+            raise InputError(f"--max-llm-tokens must be >= 0, got {self.max_llm_tokens}")
+        if self.max_cost is not None and self.max_cost < 0:
+            raise InputError(f"--max-cost must be >= 0, got {self.max_cost}")
+        if self.threads < 1:
+            raise InputError(f"LLM threads must be >= 1, got {self.threads}")
+        return self
+
+    def with_(self, **changes: Any) -> LLMConfig:
+        return replace(self, **changes).validated()
+
+    def price(self, model: str | None = None) -> tuple[float, float] | None:
+        """(USD per 1M prompt tokens, per 1M completion tokens) for `model`, or None when unknown."""
+        return lookup_price(self.prices, model or self.model)
+
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or user_cache_dir() / "llm"
+
+
+_FIELD_NAMES = {f.name for f in fields(LLMConfig)}
+
+
+def lookup_price(prices: Mapping[str, tuple[float, float]], model: str) -> tuple[float, float] | None:
+    """Exact match first, then the longest table key that `model` starts with (case-insensitive)."""
+    if model in prices:
+        return tuple(prices[model])  # type: ignore[return-value]
+    low = model.lower()
+    best = max((key for key in prices if low.startswith(key.lower())), key=len, default=None)
+    return tuple(prices[best]) if best is not None else None  # type: ignore[return-value]
+
+
+def cost_of(price: tuple[float, float] | None, prompt_tokens: int, completion_tokens: int) -> float:
+    if price is None:
+        return 0.0
+    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+
+
+def parse_prices(text: str) -> dict[str, tuple[float, float]]:
+    """A price table from JSON text or a JSON file: {"model": [prompt_usd_per_1M, completion_usd_per_1M]}."""
+    source = text
+    path = Path(text).expanduser()
+    if not text.lstrip().startswith("{") and path.is_file():
+        source = path.read_text(encoding="utf-8")
+    try:
+        raw = json.loads(source)
+        table = {str(k): (float(v[0]), float(v[1])) for k, v in raw.items()}
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        raise InputError(
+            'MEDALIST_LLM_PRICES must be JSON like {"model": [0.15, 0.6]} (USD per 1M prompt, completion '
+            f"tokens) or a path to such a file: {exc}"
+        ) from exc
+    return table
+
+
+def user_cache_dir() -> Path:
+    """$MEDALIST_CACHE_DIR, else $XDG_CACHE_HOME/medalist, else ~/.cache/medalist."""
+    if os.environ.get("MEDALIST_CACHE_DIR"):
+        return Path(os.environ["MEDALIST_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "medalist"
+
+
+def _parse(var: str, text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError as exc:
+        raise InputError(f"{var}={text!r} is not a valid {kind.__name__}") from exc

@@ -1,0 +1,114 @@
+"""Choosing an endpoint from the `--llm none|local|URL` flag, and measuring it (`medalist llm check`)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from medalist.errors import InputError, MedalistError
+from medalist.llm.config import LLMConfig
+from medalist.llm.local import LocalServer, resolve_local_model
+
+_CHECK_PROMPT = "Write a Python function `mean(xs)` that returns the mean of a list. Reply with code only."
+
+
+@contextmanager
+def llm_endpoint(
+    llm: str | None,
+    *,
+    llm_model: str | Path | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    server_log: Path | None = None,
+    **overrides: Any,
+) -> Iterator[LLMConfig | None]:
+    """The LLMConfig for `--llm` (None for "none"); for "local", a llama.cpp server runs inside the block.
+
+    `llm` None means: $MEDALIST_LLM (none|local|URL), else MEDALIST_LLM_BASE_URL if set, else none. Other keyword arguments override
+    LLMConfig fields (threads, max_llm_tokens, max_cost, ...).
+    """
+    base = LLMConfig.from_env(model=model, api_key=api_key, **overrides)
+    choice = (llm or os.environ.get("MEDALIST_LLM") or "").strip()
+    if not choice:
+        choice = base.base_url or "none"
+    if choice.lower() == "none":
+        yield None
+        return
+    if choice.lower() == "local":
+        path, name = resolve_local_model(llm_model)
+        alias = f"local/{name}"
+        with LocalServer(
+            path, threads=base.threads, ctx=base.ctx, alias=alias, log_path=server_log
+        ) as server:
+            # The cache key includes the model name; the local file's name identifies the weights.
+            yield base.with_(base_url=server.base_url, model=model or alias, api_key=None)
+        return
+    if not choice.startswith(("http://", "https://")):
+        raise InputError(f"--llm must be none, local or an http(s) URL, not {choice!r}")
+    yield base.with_(base_url=choice)
+
+
+def check_endpoint(config: LLMConfig, max_tokens: int = 48) -> dict[str, Any]:
+    """Latency and speed of an endpoint: a 1-token ping, then a short code answer.
+
+    Speeds come from the server's own timings when it reports them (llama.cpp does); otherwise the
+    completion speed is measured from wall-clock time beyond the ping latency.
+    """
+    if not config.base_url:
+        raise InputError("no LLM endpoint: pass --llm URL or --llm local, or set MEDALIST_LLM_BASE_URL")
+    client = openai.OpenAI(
+        base_url=config.base_url,
+        api_key=config.api_key or "not-needed",
+        timeout=config.timeout,
+        max_retries=1,
+    )
+    model = config.model or "default"
+    messages = [{"role": "user", "content": _CHECK_PROMPT}]
+    try:
+        start = time.monotonic()
+        client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Say OK."}], max_tokens=1, temperature=0
+        )
+        latency = time.monotonic() - start
+        start = time.monotonic()
+        resp = client.chat.completions.create(
+            model=model, messages=messages, max_tokens=max_tokens, temperature=0
+        )
+        seconds = time.monotonic() - start
+    except openai.APIStatusError as exc:
+        raise MedalistError(
+            f"LLM endpoint {config.base_url} answered HTTP {exc.status_code}: {' '.join(str(exc).split())[:200]}"
+        ) from exc
+    except openai.APIConnectionError as exc:
+        raise MedalistError(
+            f"cannot reach LLM endpoint {config.base_url} ({type(exc).__name__}); is the server up and "
+            "the --llm URL right?"
+        ) from exc
+    usage = resp.usage
+    prompt_tokens = int(usage.prompt_tokens) if usage else None
+    completion_tokens = int(usage.completion_tokens) if usage else None
+    timings = (resp.model_extra or {}).get("timings") or {}
+    prompt_tps = timings.get("prompt_per_second")
+    completion_tps = timings.get("predicted_per_second")
+    source = "server timings" if completion_tps else "wall clock"
+    if completion_tps is None and completion_tokens:
+        completion_tps = completion_tokens / max(seconds - latency, 1e-3)
+    text = resp.choices[0].message.content if resp.choices else ""
+    return {
+        "endpoint": config.base_url,
+        "model": resp.model or model,
+        "latency_seconds": round(latency, 3),
+        "seconds": round(seconds, 3),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "prompt_tokens_per_second": round(prompt_tps, 1) if prompt_tps else None,
+        "completion_tokens_per_second": round(completion_tps, 1) if completion_tps else None,
+        "speed_source": source,
+        "reply": (text or "")[:300],
+    }

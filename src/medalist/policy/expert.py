@@ -1,0 +1,497 @@
+"""ExpertPolicy: the setup decisions a seasoned Kaggler makes by eye. No LLM, deterministic."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medalist.errors import CheckError
+from medalist.intake import Competition
+from medalist.metrics import get_metric, recognize_metric
+from medalist.policy.base import StageContext, Usage
+from medalist.setup.data import make_keys
+from medalist.setup.profile import IMAGE_EXTENSIONS, is_integer_valued, profile_column, uniqueness
+from medalist.setup.spec import _key
+
+_POSITIVE = ("1", "True", "true", "yes", "Yes", "Y", "y", "positive", "pos")
+ORDINAL_METRICS = ("qwk",)
+LOG_METRICS = ("rmsle", "rmse_log", "mean_columnwise_rmsle")
+MAX_CLASSES_FOR_LABELS = 200
+
+
+def _base(rel: str) -> str:
+    return PurePosixPath(rel).name.lower()
+
+
+def _stem(rel: str) -> str:
+    name = _base(rel)
+    for ext in (".zip", ".gz", ".bz2", ".xz"):
+        name = name.removesuffix(ext)
+    return name.rsplit(".", 1)[0]
+
+
+class ExpertPolicy:
+    """Rules of a strong practitioner, applied to the files and the description."""
+
+    name = "expert"
+
+    def usage(self) -> Usage:
+        return Usage()
+
+    def keep_artifact(self, ctx: StageContext) -> bool:
+        # Deterministic rules give the same artifact again; redo only stages the failure names.
+        return not (ctx.meta_failure and ctx.stage in ctx.meta_failure)
+
+    # ------------------------------------------------------------------ summary
+    def summarize(self, ctx: StageContext) -> str:
+        comp = ctx.competition
+        text = re.sub(r"<[^>]+>|[#*`>\[\]]|\(http[^)]*\)", " ", comp.description or "")
+        text = re.sub(r"[ \t]+", " ", text)
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if len(p.strip()) > 60]
+        head = " ".join(paragraphs[:2])[:600] if paragraphs else ""
+        metric = recognize_metric(comp.description or "")
+        tables = ", ".join(comp.tables[:8])
+        parts = [f"Competition {comp.slug}."]
+        if head:
+            parts.append(head)
+        if metric:
+            parts.append(f"Evaluation: {metric.name} ({'lower' if metric.lower_is_better else 'higher'} is better).")
+        parts.append(f"Tables: {tables or 'none'}.")
+        if comp.image_dirs:
+            parts.append("Image folders: " + ", ".join(f"{d.rel} ({d.n_files})" for d in comp.image_dirs) + ".")
+        return " ".join(parts)
+
+    # ------------------------------------------------------------------ files and modalities
+    def detect_modalities(self, ctx: StageContext) -> dict[str, Any]:
+        comp = ctx.competition
+        files = self._file_roles(comp)
+        train = comp.read_table(files["train"])
+        test = comp.read_table(files["test"]) if files["test"] else None
+        sample = comp.read_table(files["sample_submission"])
+        id_column = self._id_column(train, test, sample)
+        shared = [c for c in train.columns if test is not None and c in test.columns]
+        inputs: set[str] = set()
+        for col in shared:
+            kind = profile_column(train[col]).kind
+            if kind == "text":
+                inputs.add("text")
+            elif kind == "image_path":
+                inputs.add("image")
+            elif kind not in ("constant", "empty") and col != id_column:
+                inputs.add("tabular")
+        if id_column and id_column in train.columns:
+            kind = profile_column(train[id_column]).kind
+            if kind == "datetime":
+                inputs.add("tabular")
+            elif kind == "text":
+                inputs.add("text")
+        image: dict[str, Any] = {}
+        if id_column and id_column in train.columns:
+            found = comp.find_images([str(v) for v in train[id_column].head(200)])
+            if found:
+                image = {"by": "id", "column": id_column}
+                inputs.add("image")
+        path_cols = [c for c in shared if profile_column(train[c]).kind == "image_path"]
+        if path_cols and not image:
+            image = {"by": "column", "column": path_cols[0]}
+        order = [m for m in ("tabular", "text", "image") if m in inputs]
+        return {"files": files, "inputs": order, "image": image, "id_column": id_column}
+
+    def _file_roles(self, comp: Competition) -> dict[str, str | None]:
+        tables = list(comp.tables)
+        if not tables:
+            raise CheckError("no data table found (expected train.csv, test.csv and a sample submission)")
+        samples = [t for t in tables if re.search(r"sample|submission|submit", _base(t))]
+        samples.sort(key=lambda t: (0 if "sample" in _base(t) else 1, len(t)))
+        if not samples:
+            raise CheckError(
+                f"no sample submission found among {tables[:6]}: add the competition's sample_submission.csv"
+            )
+        sample = samples[0]
+        rest = [t for t in tables if t not in samples]
+        trains = [t for t in rest if "train" in _base(t)]
+        trains.sort(key=lambda t: (0 if _stem(t) == "train" else 1, "label" in _base(t), len(t)))
+        if not trains:
+            raise CheckError(f"no training table found among {tables[:6]}: expected a file named like train.csv")
+        train = trains[0]
+        labels = next((t for t in trains[1:] if "label" in _base(t) or "target" in _base(t)), None)
+        tests = [t for t in rest if "test" in _base(t)]
+        tests.sort(key=lambda t: (0 if _stem(t) == "test" else 1, len(t)))
+        test = tests[0] if tests else None
+        if test is None and not comp.image_dirs and not comp.per_id_dirs:
+            raise CheckError(f"no test table found among {tables[:6]}: expected a file named like test.csv")
+        return {"train": train, "test": test, "sample_submission": sample, "train_labels": labels}
+
+    def _id_column(self, train: pd.DataFrame, test: pd.DataFrame | None, sample: pd.DataFrame) -> str:
+        """The sample submission column that identifies test rows."""
+        candidates = [c for c in sample.columns if test is not None and c in test.columns]
+        if not candidates:
+            candidates = [c for c in sample.columns if c in train.columns and c not in self._label_like(sample)]
+        if not candidates:
+            return str(sample.columns[0])
+        ref = test if test is not None else sample
+        return str(max(candidates, key=lambda c: (round(uniqueness(ref[c]), 2), -list(sample.columns).index(c))))
+
+    @staticmethod
+    def _label_like(sample: pd.DataFrame) -> list[str]:
+        return [c for c in sample.columns[1:]]
+
+    # ------------------------------------------------------------------ plan
+    def plan(self, ctx: StageContext) -> dict[str, Any]:
+        comp = ctx.competition
+        mods = ctx.artifacts["modalities"]
+        files = mods["files"]
+        train = self._train_table(comp, files)
+        test = comp.read_table(files["test"]) if files["test"] else None
+        sample = comp.read_table(files["sample_submission"])
+        id_column = mods["id_column"]
+        test_cols = set(test.columns) if test is not None else {id_column}
+        target_columns = [c for c in sample.columns if c != id_column and c not in test_cols]
+        if not target_columns:
+            raise CheckError(
+                f"sample submission columns {list(sample.columns)} name no target: every column is also in the "
+                "test table"
+            )
+        label_columns, one_hot = self._label_columns(train, test_cols, target_columns)
+        task_type = self._task_type(comp, train, sample, target_columns, label_columns, one_hot)
+        train_only = [c for c in train.columns if c not in test_cols and c not in label_columns]
+        excluded: dict[str, str] = {c: "in train but not in test (not available at prediction time)" for c in train_only}
+        input_columns: dict[str, list[str]] = {"tabular": [], "text": [], "image": []}
+        categorical, datetimes = [], []
+        for col in train.columns:
+            if col in label_columns or col in excluded or col not in test_cols:
+                continue
+            prof = profile_column(train[col])
+            if col == id_column and prof.kind not in ("datetime", "text"):
+                excluded[col] = "id column"
+                continue
+            if not prof.is_input_kind:
+                excluded[col] = f"{prof.kind} column"
+                continue
+            if prof.kind == "text":
+                input_columns["text"].append(col)
+            elif prof.kind == "image_path":
+                input_columns["image"].append(col)
+            else:
+                input_columns["tabular"].append(col)
+                if prof.kind == "categorical":
+                    categorical.append(col)
+                elif prof.kind == "datetime":
+                    datetimes.append(col)
+        if mods.get("image", {}).get("by") == "id":
+            input_columns["image"] = ["path"]
+        elif mods.get("image", {}).get("by") == "column":
+            input_columns["image"] = ["path"]
+        modalities = [m for m in ("tabular", "text", "image") if input_columns[m]]
+        if not modalities:
+            raise CheckError("train and test share no usable input column and there are no image files")
+        return {
+            "id_column": id_column,
+            "target_columns": target_columns,
+            "label_columns": label_columns,
+            "one_hot": one_hot,
+            "task_type": task_type,
+            "modalities": modalities,
+            "input_columns": {m: input_columns[m] for m in modalities},
+            "categorical_columns": categorical,
+            "datetime_columns": datetimes,
+            "excluded_columns": excluded,
+            "time_column": None,
+            "group_column": None,
+        }
+
+    def _train_table(self, comp: Competition, files: dict[str, Any]) -> pd.DataFrame:
+        train = comp.read_table(files["train"])
+        if files.get("train_labels"):
+            labels = comp.read_table(files["train_labels"])
+            key = next((c for c in labels.columns if c in train.columns), None)
+            if key is not None:
+                extra = [c for c in labels.columns if c not in train.columns]
+                if extra:
+                    train = train.merge(labels[[key, *extra]], on=key, how="left")
+        return train
+
+    def _label_columns(
+        self, train: pd.DataFrame, test_cols: set[str], targets: list[str]
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        if all(t in train.columns for t in targets):
+            return list(targets), None
+        # One label column whose values are the target columns (optionally with a shared prefix).
+        for col in train.columns:
+            if col in test_cols:
+                continue
+            values = train[col].dropna().unique()
+            if len(values) < 2 or len(values) > 5000:
+                continue
+            names = {_key(v): v for v in values}
+            prefix = _common_prefix(targets, names)
+            if prefix is not None:
+                mapping = {t: names[t[len(prefix):]] for t in targets}
+                return [col], {"column": col, "prefix": prefix, "classes": {t: _plain(v) for t, v in mapping.items()}}
+        missing = [t for t in targets if t not in train.columns]
+        raise CheckError(
+            f"the sample submission's target columns {missing[:5]} match nothing in the training table "
+            f"(columns: {list(train.columns)[:10]})"
+        )
+
+    def _task_type(
+        self,
+        comp: Competition,
+        train: pd.DataFrame,
+        sample: pd.DataFrame,
+        targets: list[str],
+        labels: list[str],
+        one_hot: dict[str, Any] | None,
+    ) -> str:
+        if one_hot is not None:
+            return "multiclass"
+        metric = recognize_metric(comp.description or "", len(targets))
+        values = train[labels].dropna()
+        if values.empty:
+            raise CheckError(f"target column(s) {labels} have no values in the training table")
+        if len(targets) > 1:
+            if all(set(pd.unique(values[c])) <= {0, 1, 0.0, 1.0, True, False} for c in labels):
+                return "multilabel"
+            return "multi_target_regression"
+        col = values[labels[0]]
+        n_unique = col.nunique()
+        if n_unique < 2:
+            raise CheckError(f"target column {labels[0]!r} has a single value; nothing to learn")
+        numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+        if not numeric:
+            return "binary" if n_unique == 2 else "multiclass"
+        if n_unique == 2:
+            return "binary"
+        if metric is not None and metric.name in ORDINAL_METRICS and is_integer_valued(col.to_numpy()):
+            return "ordinal"
+        if metric is not None and metric.scores == "label" and n_unique <= MAX_CLASSES_FOR_LABELS:
+            return "multiclass"
+        if metric is None and is_integer_valued(col.to_numpy()) and n_unique <= 20:
+            sample_vals = sample[targets[0]]
+            if is_integer_valued(sample_vals.to_numpy()):
+                return "multiclass"
+        return "regression"
+
+    # ------------------------------------------------------------------ maps
+    def input_map(self, ctx: StageContext) -> pd.DataFrame:
+        comp = ctx.competition
+        plan = ctx.artifacts["plan"]
+        files = ctx.artifacts["modalities"]["files"]
+        cols = plan["input_columns"][ctx.modality]
+        if ctx.split == "train":
+            frame = self._train_table(comp, files)
+            frame = frame[self._labeled_mask(frame, plan)].reset_index(drop=True)
+            keys = self._train_keys(frame, plan["id_column"])
+        else:
+            sample = comp.read_table(files["sample_submission"])
+            frame = self._test_in_sample_order(comp, files, sample, plan["id_column"])
+            keys = make_keys(sample[plan["id_column"]].tolist())
+        if ctx.modality == "image":
+            paths = self._image_paths(comp, ctx.artifacts["modalities"]["image"], frame, keys, plan["id_column"])
+            return pd.DataFrame({"id": keys, "path": paths})
+        out = frame[cols].copy() if cols else pd.DataFrame(index=frame.index)
+        out.insert(0, "id", keys)
+        return out.reset_index(drop=True)
+
+    def _labeled_mask(self, train: pd.DataFrame, plan: dict[str, Any]) -> pd.Series:
+        return train[plan["label_columns"]].notna().all(axis=1)
+
+    def _train_keys(self, train: pd.DataFrame, id_column: str) -> list[str]:
+        if id_column in train.columns:
+            return make_keys(train[id_column].tolist())
+        return [f"row{i}" for i in range(len(train))]
+
+    def _test_in_sample_order(
+        self, comp: Competition, files: dict[str, Any], sample: pd.DataFrame, id_column: str
+    ) -> pd.DataFrame:
+        sample_keys = make_keys(sample[id_column].tolist())
+        if not files.get("test"):
+            return sample[[id_column]].copy()
+        test = comp.read_table(files["test"])
+        if id_column not in test.columns:
+            if len(test) != len(sample):
+                raise CheckError(
+                    f"test table has no {id_column!r} column and {len(test)} rows vs {len(sample)} in the sample"
+                )
+            return test.reset_index(drop=True)
+        test_keys = make_keys(test[id_column].tolist())
+        index = {k: i for i, k in enumerate(test_keys)}
+        missing = [k for k in sample_keys if k not in index]
+        if missing:
+            dup = int(test[id_column].duplicated().sum())
+            hint = f"; the test table repeats {dup} ids" if dup else ""
+            raise CheckError(
+                f"{len(missing)} sample-submission ids are not in the test table (e.g. {missing[:3]}){hint}"
+            )
+        extra = len(test_keys) - len(sample_keys)
+        if extra > 0:
+            dup = int(test[id_column].duplicated().sum())
+            if dup:
+                raise CheckError(f"the test table has {dup} duplicated ids that the sample submission lists once")
+        return test.iloc[[index[k] for k in sample_keys]].reset_index(drop=True)
+
+    def _image_paths(
+        self, comp: Competition, image: dict[str, Any], frame: pd.DataFrame, keys: list[str], id_column: str
+    ) -> list[str]:
+        if image.get("by") == "column":
+            col = image["column"]
+            out = []
+            for v in frame[col].astype(str):
+                found = comp.find_images([PurePosixPath(v).stem])
+                out.append(next(iter(found.values())) if found else str(comp.resolve(v)))
+            return out
+        ids = [str(v) for v in frame[id_column].tolist()] if id_column in frame.columns else [k.split("#")[0] for k in keys]
+        found = comp.find_images(ids) or {}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise CheckError(f"no image file for {len(missing)} ids (e.g. {missing[:3]})")
+        return [str(found[i]) for i in ids]
+
+    def target_map(self, ctx: StageContext) -> pd.DataFrame:
+        comp = ctx.competition
+        plan = ctx.artifacts["plan"]
+        files = ctx.artifacts["modalities"]["files"]
+        train = self._train_table(comp, files)
+        labels = plan["label_columns"]
+        if not train[labels].notna().any().any():
+            raise CheckError(f"target column(s) {labels} hold no values in the training table")
+        train = train[self._labeled_mask(train, plan)].reset_index(drop=True)
+        keys = self._train_keys(train, plan["id_column"])
+        one_hot = plan.get("one_hot")
+        if one_hot:
+            col = train[one_hot["column"]].map(_key)
+            data = {t: (col == _key(v)).astype(int).to_numpy() for t, v in one_hot["classes"].items()}
+            out = pd.DataFrame(data)
+        else:
+            out = train[plan["target_columns"]].copy()
+        out.insert(0, "id", keys)
+        return out
+
+    # ------------------------------------------------------------------ transform
+    def target_transform(self, ctx: StageContext) -> dict[str, Any]:
+        comp = ctx.competition
+        plan = ctx.artifacts["plan"]
+        target = ctx.artifacts["train_tab_target"]
+        cols = plan["target_columns"]
+        metric = recognize_metric(comp.description or "", len(cols))
+        task = plan["task_type"]
+        y = target[cols]
+        if task == "multiclass" and plan.get("one_hot"):
+            return {"kind": "multiclass", "output": "proba", "columns": cols, "classes": list(cols)}
+        if task in ("binary", "multiclass"):
+            values = y.iloc[:, 0]
+            classes = sorted(pd.unique(values.dropna()).tolist(), key=_sort_key)
+            if task == "binary":
+                pos = next((c for c in classes if _key(c) in _POSITIVE), classes[-1])
+                classes = [c for c in classes if c is not pos and _key(c) != _key(pos)] + [pos]
+            output = "proba" if metric is not None and metric.scores == "proba" else "label"
+            sample_kind = self._sample_value_kind(comp, ctx.artifacts["modalities"]["files"], cols[0])
+            if metric is None and sample_kind == "float" and task == "binary":
+                output = "proba"
+            return {
+                "kind": task,
+                "output": output,
+                "columns": cols,
+                "classes": [_plain(c) for c in classes],
+                "label_dtype": _dtype_name(values),
+            }
+        if task == "ordinal":
+            classes = sorted({float(v) for v in y.iloc[:, 0].dropna()})
+            return {
+                "kind": "ordinal",
+                "output": "label",
+                "columns": cols,
+                "classes": [int(c) if float(c).is_integer() else c for c in classes],
+                "label_dtype": "int" if all(float(c).is_integer() for c in classes) else None,
+            }
+        if task == "multilabel":
+            output = "proba" if metric is None or metric.scores == "proba" else "label"
+            return {"kind": "multilabel", "output": output, "columns": cols}
+        arr = y.to_numpy(dtype=float)
+        nonneg = bool(np.nanmin(arr) >= 0)
+        use_log = metric is not None and metric.name in LOG_METRICS and nonneg
+        return {
+            "kind": "regression",
+            "output": "value",
+            "columns": cols,
+            "log": use_log,
+            "clip_min": 0.0 if (use_log or (nonneg and metric is not None and metric.name.startswith("rmsle"))) else None,
+        }
+
+    def _sample_value_kind(self, comp: Competition, files: dict[str, Any], col: str) -> str:
+        sample = comp.read_table(files["sample_submission"])
+        vals = sample[col].dropna()
+        if pd.api.types.is_float_dtype(vals) and not is_integer_valued(vals.to_numpy()):
+            return "float"
+        return "label"
+
+    # ------------------------------------------------------------------ metric and formatter
+    def metric(self, ctx: StageContext) -> dict[str, Any]:
+        comp = ctx.competition
+        plan = ctx.artifacts["plan"]
+        transform = ctx.artifacts["target_transform"]
+        found = recognize_metric(comp.description or "", len(plan["target_columns"]))
+        if found is None:
+            found = get_metric(_default_metric(plan["task_type"], transform.get("output", "value")))
+        if found.scores == "proba" and transform.get("output") == "label" and transform["kind"] != "ordinal":
+            found = get_metric(_default_metric(plan["task_type"], "label"))
+        return {"metric": found.name, "lower_is_better": found.lower_is_better, "recognized": found is not None}
+
+    def formatter(self, ctx: StageContext) -> dict[str, Any]:
+        return {"method": "fill_sample", "alternative": {"method": "merge_on_id"}}
+
+
+def _common_prefix(targets: list[str], names: dict[str, Any]) -> str | None:
+    """The prefix p such that every target is p + one of the label values (p may be empty)."""
+    if len(targets) != len(names):
+        return None
+    first = targets[0]
+    for cut in range(len(first) + 1):
+        prefix = first[:cut]
+        if all(t.startswith(prefix) and t[len(prefix):] in names for t in targets):
+            if {t[len(prefix):] for t in targets} == set(names):
+                return prefix
+    return None
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _sort_key(v: Any) -> tuple[int, Any]:
+    if isinstance(v, (bool, np.bool_)):
+        return (0, int(v))
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return (0, float(v))
+    return (1, str(v))
+
+
+def _dtype_name(values: pd.Series) -> str | None:
+    if pd.api.types.is_bool_dtype(values):
+        return "bool"
+    if pd.api.types.is_integer_dtype(values):
+        return "int"
+    if pd.api.types.is_float_dtype(values) and is_integer_valued(values.dropna().to_numpy()):
+        return "int"
+    return None
+
+
+def _default_metric(task_type: str, output: str) -> str:
+    if task_type in ("regression", "multi_target_regression"):
+        return "rmse"
+    if task_type == "ordinal":
+        return "qwk"
+    if task_type == "multilabel":
+        return "mean_columnwise_roc_auc" if output == "proba" else "micro_f1"
+    if output == "proba":
+        return "roc_auc" if task_type == "binary" else "log_loss"
+    return "accuracy"
+
+
+__all__ = ["IMAGE_EXTENSIONS", "ExpertPolicy"]

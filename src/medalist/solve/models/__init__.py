@@ -1,0 +1,54 @@
+"""The model zoo: every family behind the ``ModelFamily`` protocol of ``medalist.solve.types``.
+
+``fit_predict(X_train, y_train, X_valid, X_test, params, task, seed, y_valid=None)`` returns model-space
+predictions (n_valid, n_outputs) and (n_test, n_outputs): P(positive) for binary, C class probabilities
+(class index order) for multiclass, one probability per label for multilabel, one value per target for
+regression, the value for ordinal. ``params`` are merged over ``default_params(task, n_rows)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from medalist.errors import InputError
+from medalist.solve.models.base import Family
+from medalist.solve.models.gbdt import CatBoostFamily, LGBMFamily, XGBFamily
+from medalist.solve.models.mlp import MLPFamily
+from medalist.solve.models.sk import ETFamily, KNNFamily, LinearFamily, RFFamily
+from medalist.solve.models.text import TfidfLinearFamily
+from medalist.solve.types import ModelFamily
+
+_FACTORIES: dict[str, Callable[[], Family]] = {
+    "lgbm": LGBMFamily,
+    "xgb": XGBFamily,
+    "catboost": CatBoostFamily,
+    "linear": LinearFamily,
+    "knn": KNNFamily,
+    "rf": RFFamily,
+    "et": ETFamily,
+    "mlp": MLPFamily,
+    "tfidf_linear": TfidfLinearFamily,
+}
+
+MODEL_NAMES: list[str] = list(_FACTORIES)
+
+
+def get_model(name: str) -> ModelFamily:
+    """A fresh instance of the family called ``name``."""
+    if name not in _FACTORIES:
+        raise InputError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return _FACTORIES[name]()
+
+
+def available_models(modalities: tuple[str, ...] | list[str]) -> list[str]:
+    """Families usable here (packages installed) that read one of the task's input ``modalities``."""
+    present = set(modalities)
+    out = []
+    for name in MODEL_NAMES:
+        fam = _FACTORIES[name]()
+        if fam.modalities[0] in present and fam.available() is None:
+            out.append(name)
+    return out
+
+
+__all__ = ["MODEL_NAMES", "available_models", "get_model"]

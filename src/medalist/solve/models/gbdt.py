@@ -1,0 +1,317 @@
+"""Gradient-boosted trees: LightGBM, XGBoost, CatBoost.
+
+Common parameters beside each library's own: ``n_estimators`` (most rounds), ``early_stopping_rounds``
+(patience on the stopping rows: the fold's validation rows when their labels are given, else 10% of the
+training rows) and ``fixed_rounds`` (rounds when there is nothing to stop on: small data without
+validation labels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medalist.solve.models.base import Family, SubProblem, category_columns, stopping_set
+from medalist.solve.types import ModelTask
+
+THREADS = 2
+
+
+def _size_defaults(n_rows: int) -> dict[str, Any]:
+    if n_rows < 1000:
+        return {"learning_rate": 0.03, "leaves": 15, "min_leaf": 10, "fixed_rounds": 300}
+    if n_rows < 20000:
+        return {"learning_rate": 0.05, "leaves": 31, "min_leaf": 20, "fixed_rounds": 600}
+    return {"learning_rate": 0.05, "leaves": 63, "min_leaf": 40, "fixed_rounds": 1200}
+
+
+def _rounds(params: dict[str, Any], stopping: bool) -> int:
+    return int(params["n_estimators"] if stopping else params.get("fixed_rounds", params["n_estimators"]))
+
+
+# ---------------------------------------------------------------------------------------- LightGBM
+class LGBMFamily(Family):
+    name = "lgbm"
+    packages = ("lightgbm",)
+
+    def default_params(self, task: ModelTask, n_rows: int) -> dict[str, Any]:
+        d = _size_defaults(n_rows)
+        return {
+            "learning_rate": d["learning_rate"],
+            "num_leaves": d["leaves"],
+            "min_child_samples": d["min_leaf"],
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l1": 0.0,
+            "lambda_l2": 1.0,
+            "max_depth": -1,
+            "cat_smooth": 10.0,
+            "n_estimators": 2000,
+            "early_stopping_rounds": 100,
+            "fixed_rounds": d["fixed_rounds"],
+        }
+
+    def search_space(self, task: ModelTask) -> dict[str, Any]:
+        return {
+            "learning_rate": ("logfloat", 0.01, 0.2),
+            "num_leaves": ("int", 7, 255),
+            "min_child_samples": ("int", 5, 200),
+            "feature_fraction": ("float", 0.3, 1.0),
+            "bagging_fraction": ("float", 0.5, 1.0),
+            "lambda_l1": ("logfloat", 1e-3, 10.0),
+            "lambda_l2": ("logfloat", 1e-3, 30.0),
+            "max_depth": ("cat", [-1, 4, 6, 8, 12]),
+            "cat_smooth": ("logfloat", 1.0, 100.0),
+        }
+
+    def fit_one(
+        self,
+        X_train: pd.DataFrame,
+        sp: SubProblem,
+        X_valid: pd.DataFrame,
+        X_test: pd.DataFrame,
+        y_valid: np.ndarray | None,
+        params: dict[str, Any],
+        seed: int,
+        task: ModelTask,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import lightgbm as lgb
+
+        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds"}
+        lib = {k: v for k, v in params.items() if k not in control}
+        lib.update(
+            objective=_lgb_objective(sp),
+            metric=_lgb_metric(sp, task),
+            num_threads=THREADS,
+            verbose=-1,
+            seed=seed,
+            deterministic=True,
+            force_col_wise=True,
+        )
+        if sp.kind == "multiclass":
+            lib["num_class"] = sp.n_classes
+        x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
+        train_set = lgb.Dataset(x_fit, y_fit, free_raw_data=True)
+        stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
+        kwargs: dict[str, Any] = {}
+        if stopping:
+            kwargs["valid_sets"] = [lgb.Dataset(x_stop, y_stop, reference=train_set)]
+            kwargs["callbacks"] = [lgb.early_stopping(int(params["early_stopping_rounds"]), verbose=False)]
+        booster = lgb.train(lib, train_set, num_boost_round=_rounds(params, stopping), **kwargs)
+        it = booster.best_iteration if stopping and booster.best_iteration > 0 else None
+        pv = booster.predict(X_valid, num_iteration=it) if len(X_valid) else np.empty((0, _width(sp)))
+        pt = booster.predict(X_test, num_iteration=it) if len(X_test) else np.empty((0, _width(sp)))
+        return pv, pt
+
+
+def _width(sp: SubProblem) -> int:
+    return sp.n_classes if sp.kind == "multiclass" else 1
+
+
+def _lgb_objective(sp: SubProblem) -> str:
+    return {"binary": "binary", "multiclass": "multiclass"}.get(sp.kind, "regression")
+
+
+def _lgb_metric(sp: SubProblem, task: ModelTask) -> str:
+    if sp.kind == "binary":
+        return "auc" if "auc" in task.metric or "gini" in task.metric else "binary_logloss"
+    if sp.kind == "multiclass":
+        return "multi_logloss"
+    return "l1" if task.metric in ("mae", "medae") else "l2"
+
+
+def _categories_to_codes(X: pd.DataFrame) -> pd.DataFrame:
+    """Category columns as integer codes (NaN for missing), for libraries without pandas categories."""
+    cats = category_columns(X)
+    if not cats:
+        return X
+    out = X.copy()
+    for c in cats:
+        codes = out[c].cat.codes.astype("float32")
+        out[c] = codes.where(codes >= 0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- XGBoost
+class XGBFamily(Family):
+    name = "xgb"
+    packages = ("xgboost",)
+
+    def default_params(self, task: ModelTask, n_rows: int) -> dict[str, Any]:
+        d = _size_defaults(n_rows)
+        return {
+            "eta": d["learning_rate"],
+            "max_depth": 4 if n_rows < 1000 else 6,
+            "min_child_weight": 1.0,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "lambda": 1.0,
+            "alpha": 0.0,
+            "max_cat_to_onehot": 4,
+            "max_bin": 256,
+            "n_estimators": 2000,
+            "early_stopping_rounds": 100,
+            "fixed_rounds": d["fixed_rounds"],
+        }
+
+    def search_space(self, task: ModelTask) -> dict[str, Any]:
+        return {
+            "eta": ("logfloat", 0.01, 0.2),
+            "max_depth": ("int", 3, 10),
+            "min_child_weight": ("logfloat", 0.5, 50.0),
+            "subsample": ("float", 0.5, 1.0),
+            "colsample_bytree": ("float", 0.3, 1.0),
+            "lambda": ("logfloat", 1e-3, 30.0),
+            "alpha": ("logfloat", 1e-3, 10.0),
+        }
+
+    def fit_one(
+        self,
+        X_train: pd.DataFrame,
+        sp: SubProblem,
+        X_valid: pd.DataFrame,
+        X_test: pd.DataFrame,
+        y_valid: np.ndarray | None,
+        params: dict[str, Any],
+        seed: int,
+        task: ModelTask,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import xgboost as xgb
+
+        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds"}
+        lib = {k: v for k, v in params.items() if k not in control}
+        lib.update(
+            objective={"binary": "binary:logistic", "multiclass": "multi:softprob"}.get(sp.kind, "reg:squarederror"),
+            eval_metric=_xgb_metric(sp, task),
+            tree_method="hist",
+            nthread=THREADS,
+            seed=seed,
+            verbosity=0,
+        )
+        if sp.kind == "multiclass":
+            lib["num_class"] = sp.n_classes
+        x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
+        dfit = xgb.DMatrix(x_fit, y_fit, enable_categorical=True, nthread=THREADS)
+        stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
+        kwargs: dict[str, Any] = {"verbose_eval": False}
+        if stopping:
+            dstop = xgb.DMatrix(x_stop, y_stop, enable_categorical=True, nthread=THREADS)
+            kwargs.update(evals=[(dstop, "stop")], early_stopping_rounds=int(params["early_stopping_rounds"]))
+        booster = xgb.train(lib, dfit, num_boost_round=_rounds(params, stopping), **kwargs)
+        rng = (0, booster.best_iteration + 1) if stopping else (0, 0)
+
+        def predict(X: pd.DataFrame) -> np.ndarray:
+            if not len(X):
+                return np.empty((0, _width(sp)))
+            return booster.predict(xgb.DMatrix(X, enable_categorical=True, nthread=THREADS), iteration_range=rng)
+
+        return predict(X_valid), predict(X_test)
+
+
+def _xgb_metric(sp: SubProblem, task: ModelTask) -> str:
+    if sp.kind == "binary":
+        return "auc" if "auc" in task.metric or "gini" in task.metric else "logloss"
+    if sp.kind == "multiclass":
+        return "mlogloss"
+    return "mae" if task.metric in ("mae", "medae") else "rmse"
+
+
+# ---------------------------------------------------------------------------------------- CatBoost
+class CatBoostFamily(Family):
+    name = "catboost"
+    packages = ("catboost",)
+
+    def default_params(self, task: ModelTask, n_rows: int) -> dict[str, Any]:
+        d = _size_defaults(n_rows)
+        return {
+            "learning_rate": d["learning_rate"] * 1.5,
+            "depth": 6,
+            "l2_leaf_reg": 3.0,
+            "random_strength": 1.0,
+            "bagging_temperature": 1.0,
+            "border_count": 254,
+            "n_estimators": 2000,
+            "early_stopping_rounds": 100,
+            "fixed_rounds": d["fixed_rounds"],
+        }
+
+    def search_space(self, task: ModelTask) -> dict[str, Any]:
+        return {
+            "learning_rate": ("logfloat", 0.01, 0.3),
+            "depth": ("int", 4, 9),
+            "l2_leaf_reg": ("logfloat", 0.5, 30.0),
+            "random_strength": ("logfloat", 0.1, 10.0),
+            "bagging_temperature": ("float", 0.0, 2.0),
+        }
+
+    def fit_one(
+        self,
+        X_train: pd.DataFrame,
+        sp: SubProblem,
+        X_valid: pd.DataFrame,
+        X_test: pd.DataFrame,
+        y_valid: np.ndarray | None,
+        params: dict[str, Any],
+        seed: int,
+        task: ModelTask,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        from catboost import CatBoostClassifier, CatBoostRegressor, Pool
+
+        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds"}
+        lib = {k: v for k, v in params.items() if k not in control}
+        loss = {"binary": "Logloss", "multiclass": "MultiClass"}.get(sp.kind, "RMSE")
+        x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
+        stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
+        lib.update(
+            iterations=_rounds(params, stopping),
+            loss_function=loss,
+            eval_metric=_cb_metric(sp, task),
+            thread_count=THREADS,
+            random_seed=seed,
+            allow_writing_files=False,
+            verbose=False,
+        )
+        cats = category_columns(X_train)
+
+        def pool(X: pd.DataFrame, y: np.ndarray | None = None) -> Pool:
+            return Pool(_categories_to_str(X, cats), y, cat_features=cats or None)
+
+        if sp.kind == "regression":
+            model = CatBoostRegressor(**lib)
+        else:
+            model = CatBoostClassifier(**lib)
+        kwargs: dict[str, Any] = {}
+        if stopping:
+            kwargs.update(eval_set=pool(x_stop, y_stop), early_stopping_rounds=int(params["early_stopping_rounds"]))
+        model.fit(pool(x_fit, y_fit), use_best_model=stopping, **kwargs)
+
+        def predict(X: pd.DataFrame) -> np.ndarray:
+            if not len(X):
+                return np.empty((0, _width(sp)))
+            if sp.kind == "regression":
+                return model.predict(pool(X))
+            p = model.predict_proba(pool(X))
+            return p[:, 1] if sp.kind == "binary" else p
+
+        return predict(X_valid), predict(X_test)
+
+
+def _cb_metric(sp: SubProblem, task: ModelTask) -> str:
+    if sp.kind == "binary":
+        return "AUC" if "auc" in task.metric or "gini" in task.metric else "Logloss"
+    if sp.kind == "multiclass":
+        return "MultiClass"
+    return "MAE" if task.metric in ("mae", "medae") else "RMSE"
+
+
+def _categories_to_str(X: pd.DataFrame, cats: list[str]) -> pd.DataFrame:
+    """CatBoost reads categorical features as strings without missing values."""
+    if not cats:
+        return X
+    out = X.copy()
+    for c in cats:
+        out[c] = out[c].astype(object).where(out[c].notna(), "__missing__").astype(str)
+    return out

@@ -1,0 +1,238 @@
+"""The built-in experiment runner: k-fold training on the task's folds -> OOF and test arrays + a ledger row.
+
+Arrays (model space, float64): ``train_oof_<MODEL>_<VERSION>.npy`` of shape (n_train, n_outputs), rows in
+the target map's order, and ``test_preds_<MODEL>_<VERSION>.npy`` of shape (n_test, n_outputs), the mean of
+the fold models' test predictions. Scores are recomputed from the saved OOF array with medalist's metric.
+
+Rows whose fold is -1 (the first block of time-ordered folds) are never validated: every fold model
+predicts them and their OOF value is the mean of those predictions. They were in every model's training
+rows, so those values are in-sample: scores leave them out, and so must anything fitted on OOF arrays
+(ensembles use ``folds >= 0``).
+
+``time_limit`` is checked between folds (a fold in progress is not interrupted; scripts run in a
+subprocess for hard limits, see :mod:`medalist.solve.contract`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from medalist.errors import BudgetExceeded, CheckError, MedalistError
+from medalist.setup.data import TaskData
+from medalist.solve.folds import fold_splits
+from medalist.solve.ledger import ExperimentBusyError, Ledger
+from medalist.solve.scoring import cv_scores, score_predictions
+from medalist.solve.types import ExperimentRecord, ExperimentSpec, FoldFeatures, ModelFamily, ModelTask
+from medalist.workspace import Workspace, write_npy_atomic
+
+Progress = Callable[[str], None]
+
+
+class TimeLimitError(BudgetExceeded):
+    """An experiment ran past its time limit; it was stopped between folds."""
+
+
+def model_task(data: TaskData) -> ModelTask:
+    """The ModelTask of a task (output shape, objective, metric direction)."""
+    return ModelTask.from_transform(data.transform, data.spec.metric, data.spec.lower_is_better)
+
+
+def run_experiment(
+    ws: Workspace,
+    data: TaskData,
+    folds: np.ndarray,
+    spec: ExperimentSpec,
+    ledger: Ledger,
+    *,
+    family: ModelFamily | None = None,
+    features: FoldFeatures | None = None,
+    time_limit: float | None = None,
+    progress: Progress | None = None,
+) -> ExperimentRecord:
+    """Run one declarative experiment (or return its ledger row when already done); never raises for a
+    failing experiment: the returned record then has status "failed" and a one-line error."""
+    version = spec.version()
+    rec = ExperimentRecord(
+        name=spec.name,
+        model=spec.model,
+        version=version,
+        kind="model",
+        params=dict(spec.params),
+        features=spec.features,
+        seed=spec.seed,
+        parent=spec.parent,
+        note=spec.note,
+        oof_path=str(ws.oof_path(spec.model, version)),
+        test_path=str(ws.test_path(spec.model, version)),
+        created_at=time.time(),
+    )
+    started, claimed = begin_or_existing(ledger, rec)
+    if not claimed:
+        return started
+    t0 = time.monotonic()
+    try:
+        if family is None:
+            from medalist.solve.models import get_model
+
+            family = get_model(spec.model)
+        reason = family.available()
+        if reason:
+            raise MedalistError(f"model {spec.model} is unavailable here: {reason}")
+        if features is None:
+            from medalist.solve.features import prepare_features
+
+            features = prepare_features(data, spec.features, tuple(family.modalities), seed=spec.seed)
+        task = model_task(data)
+        params = {**family.default_params(task, data.n_train), **spec.params}
+        started.params = params
+        oof, test = _fit_folds(
+            data, folds, family, features, task, params, spec.seed, t0, time_limit, progress, spec.name
+        )
+        started = save_and_score(ws, data, folds, started, oof, test, time.monotonic() - t0)
+    except KeyboardInterrupt:
+        ledger.fail(replace(started, seconds=time.monotonic() - t0), "interrupted")
+        raise
+    except Exception as exc:
+        failed = ledger.fail(replace(started, seconds=time.monotonic() - t0), one_line(exc))
+        if progress:
+            progress(f"{spec.name} failed: {failed.error}")
+        return failed
+    done = ledger.finish(started)
+    if progress:
+        progress(f"{spec.name} done: cv={done.cv_score:.6g} ({done.seconds:.1f}s)")
+    return done
+
+
+def _fit_folds(
+    data: TaskData,
+    folds: np.ndarray,
+    family: ModelFamily,
+    features: FoldFeatures,
+    task: ModelTask,
+    params: dict,
+    seed: int,
+    t0: float,
+    time_limit: float | None,
+    progress: Progress | None,
+    name: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    folds = check_folds(folds, data)
+    k = task.n_outputs
+    y = np.asarray(data.y, dtype=float)
+    if y.ndim == 1:
+        y = y[:, None]
+    oof = np.zeros((data.n_train, k))
+    test = np.zeros((data.n_test, k))
+    unvalidated = np.flatnonzero(folds < 0)
+    splits = fold_splits(folds)
+    for i, (f, train_idx, valid_idx) in enumerate(splits):
+        elapsed = time.monotonic() - t0
+        if time_limit is not None and i > 0 and elapsed > time_limit:
+            raise TimeLimitError(
+                f"time limit: stopped after fold {i}/{len(splits)} ({elapsed:.1f}s of {time_limit:g}s)"
+            )
+        rows = np.concatenate([valid_idx, unvalidated])
+        X_tr, X_va, X_te = features.split(train_idx, rows)
+        pv, pt = family.fit_predict(X_tr, y[train_idx], X_va, X_te, params, task, seed + f)
+        pv = as_predictions(pv, (len(rows), k), f"{family.name} fold {f} validation predictions")
+        pt = as_predictions(pt, (data.n_test, k), f"{family.name} fold {f} test predictions")
+        oof[valid_idx] = pv[: len(valid_idx)]
+        oof[unvalidated] += pv[len(valid_idx) :] / len(splits)
+        test += pt / len(splits)
+        if progress:
+            score = score_predictions(data, oof[valid_idx], valid_idx)
+            progress(f"{name} fold {i + 1}/{len(splits)}: {score:.6g} ({time.monotonic() - t0:.1f}s)")
+    return oof, test
+
+
+def as_predictions(pred: object, shape: tuple[int, int], what: str) -> np.ndarray:
+    """``pred`` as a finite float64 array of ``shape`` (a 1-D array is taken as one column)."""
+    try:
+        arr = np.asarray(pred)
+    except Exception as exc:  # ragged lists and the like
+        raise CheckError(f"{what} are not an array: {one_line(exc)}") from exc
+    if arr.dtype == bool:
+        arr = arr.astype(float)
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise CheckError(f"{what} have dtype {arr.dtype}; they must be real numbers (float)")
+    if arr.ndim == 1 and shape[1] == 1:
+        arr = arr[:, None]
+    if arr.shape != shape:
+        raise CheckError(f"{what} have shape {arr.shape}; expected {shape} (rows, outputs)")
+    arr = arr.astype(np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise CheckError(
+            f"{what} hold {int(bad.sum())} NaN/inf values (e.g. row {int(np.argwhere(bad)[0][0])})"
+        )
+    return arr
+
+
+def check_folds(folds: np.ndarray, data: TaskData) -> np.ndarray:
+    folds = np.asarray(folds)
+    if folds.shape != (data.n_train,) or not np.issubdtype(folds.dtype, np.integer):
+        raise CheckError(f"folds have shape {folds.shape} {folds.dtype}; expected ({data.n_train},) integers")
+    if not (folds >= 0).any():
+        raise CheckError("folds validate no row (every fold index is negative)")
+    return folds
+
+
+def save_and_score(
+    ws: Workspace,
+    data: TaskData,
+    folds: np.ndarray,
+    rec: ExperimentRecord,
+    oof: np.ndarray,
+    test: np.ndarray,
+    seconds: float,
+) -> ExperimentRecord:
+    """Save both arrays atomically, then score the saved OOF array; returns the record with results."""
+    oof_path, test_path = ws.oof_path(rec.model, rec.version), ws.test_path(rec.model, rec.version)
+    write_npy_atomic(test_path, np.asarray(test, dtype=np.float64))
+    write_npy_atomic(oof_path, np.asarray(oof, dtype=np.float64))
+    try:
+        saved = np.load(oof_path, allow_pickle=False)
+        cv, per_fold = cv_scores(data, saved, folds)
+        if not np.isfinite(cv):
+            raise CheckError(f"the CV score of {rec.name} is {cv}; predictions cannot be scored")
+    except BaseException:
+        oof_path.unlink(missing_ok=True)  # no arrays without a done ledger row
+        test_path.unlink(missing_ok=True)
+        raise
+    return replace(
+        rec,
+        cv_score=float(cv),
+        fold_scores=[float(s) for s in per_fold],
+        seconds=float(seconds),
+        oof_path=str(oof_path),
+        test_path=str(test_path),
+    )
+
+
+def begin_or_existing(ledger: Ledger, rec: ExperimentRecord) -> tuple[ExperimentRecord, bool]:
+    """Start ``rec`` in the ledger -> (record, True when this call claimed it and must run it).
+
+    A done row is returned as is, unless its arrays are gone from disk: it is then marked failed and the
+    experiment starts again. A row another live process runs is returned as is ("running")."""
+    try:
+        started = ledger.begin(rec)
+    except ExperimentBusyError:
+        return (ledger.get(rec.name) or rec), False
+    if started.status == "done" and not all(Path(p).exists() for p in (started.oof_path, started.test_path)):
+        ledger.fail(started, "arrays missing on disk: rerun")
+        return begin_or_existing(ledger, rec)
+    return started, started.status == "running"
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line."""
+    msg = " ".join(str(exc).split())
+    if isinstance(exc, TimeLimitError):
+        return msg
+    name = type(exc).__name__
+    return f"{name}: {msg}" if msg else name

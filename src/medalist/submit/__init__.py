@@ -1,0 +1,108 @@
+"""Submit: decode an experiment's test predictions, format them like the sample, validate, write.
+
+A submission is only ever written after validation, atomically; ``submission.csv`` is replaced only by
+a candidate with a better CV score (design §1, issue 3.8).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medalist.errors import CheckError, MedalistError
+from medalist.metrics import get_metric
+from medalist.setup.data import TaskData
+from medalist.setup.formatter import format_submission, write_submission
+from medalist.setup.spec import TargetTransform, TaskSpec
+from medalist.workspace import Workspace, write_json_atomic
+
+SAMPLE_COPY = "sample_submission.csv"
+
+
+def save_sample(ws: Workspace, sample_path: Path) -> None:
+    """Keep the competition's sample submission inside the workspace (the workspace is self-contained)."""
+    dest = ws.maps / SAMPLE_COPY
+    if sample_path.suffix.lower() == ".csv":
+        shutil.copyfile(sample_path, dest)
+    else:
+        raise MedalistError(f"sample submission {sample_path.name}: only CSV samples can be copied")
+
+
+def read_sample(ws: Workspace, spec: TaskSpec) -> pd.DataFrame:
+    """The sample submission, with its id column read as text (leading zeros and formats kept)."""
+    path = ws.maps / SAMPLE_COPY
+    if not path.exists():
+        raise MedalistError(f"{path} is missing; rerun `medalist setup`")
+    return pd.read_csv(path, dtype={spec.id_column: str}, keep_default_na=False, na_values={
+        c: ["", "NA", "NaN", "nan"] for c in spec.target_columns})
+
+
+@dataclass
+class Candidate:
+    """A scored set of test predictions that can become a submission."""
+
+    name: str
+    cv_score: float
+    test_path: Path
+    transform: dict | None = None
+
+
+def build_submission(ws: Workspace, data: TaskData, test_pred: np.ndarray,
+                     transform: TargetTransform | None = None) -> pd.DataFrame:
+    """Model-space test predictions -> a validated frame shaped like the sample submission."""
+    spec = data.spec
+    t = transform or data.transform
+    sample = read_sample(ws, spec)
+    decoded = t.decode(test_pred)
+    formatter = spec.submission.get("formatter") or {"method": "fill_sample"}
+    errors = []
+    for fmt in (formatter, formatter.get("alternative")):
+        if not fmt:
+            continue
+        try:
+            frame = format_submission(decoded, data.test_ids, sample, spec.id_column, fmt)
+            from medalist.setup.formatter import validate_submission
+
+            validate_submission(frame, sample, spec.id_column, spec.target_columns, t)
+            return frame
+        except CheckError as e:
+            errors.append(f"{fmt.get('method')}: {e}")
+    raise CheckError("cannot format a valid submission: " + "; ".join(errors))
+
+
+def write_candidate(ws: Workspace, data: TaskData, cand: Candidate) -> Path:
+    """Write submissions/<name>.csv (validated) and return its path."""
+    pred = np.load(cand.test_path)
+    transform = TargetTransform.from_dict(cand.transform) if cand.transform else None
+    frame = build_submission(ws, data, pred, transform)
+    sample = read_sample(ws, data.spec)
+    path = ws.submissions / f"{cand.name}.csv"
+    return write_submission(frame, path, sample, data.spec.id_column, data.spec.target_columns,
+                            transform or data.transform)
+
+
+def promote(ws: Workspace, data: TaskData, cand: Candidate, force: bool = False) -> bool:
+    """Make ``cand`` the chosen submission.csv when its CV beats the current one (or ``force``)."""
+    metric = get_metric(data.spec.metric)
+    chosen = ws.root / "chosen.json"
+    current = json.loads(chosen.read_text()) if chosen.exists() else None
+    if current and not force and current.get("cv_score") is not None and cand.cv_score is not None:
+        if not metric.better(cand.cv_score, current["cv_score"]):
+            return False
+    path = write_candidate(ws, data, cand)
+    tmp = ws.submission_csv.with_suffix(".csv.tmp")
+    shutil.copyfile(path, tmp)
+    tmp.replace(ws.submission_csv)
+    write_json_atomic(chosen, {"name": cand.name, "cv_score": cand.cv_score, "file": str(path)})
+    return True
+
+
+def chosen(ws: Workspace) -> dict | None:
+    """What submission.csv currently holds: {name, cv_score, file}."""
+    path = ws.root / "chosen.json"
+    return json.loads(path.read_text()) if path.exists() else None
