@@ -11,7 +11,7 @@ import pytest
 from medalist.errors import CheckError
 from medalist.setup.spec import TargetTransform
 from medalist.solve.folds import fold_splits, load_or_make_folds, make_folds, plan_folds
-from solve_helpers import BIKES, S3E9, TITANIC, CompSpec, competition_data, competition_workspace
+from tests.solve_helpers import BIKES, S3E9, TITANIC, CompSpec, competition_data, competition_workspace
 
 S4E2 = CompSpec(
     "playground-series-s4e2",

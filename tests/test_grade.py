@@ -12,7 +12,6 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from conftest import all_slugs
 from medalist import pipeline
 from medalist.bench import cli as bench_cli
 from medalist.bench.grade import canonical, grade_submission, load_competition, read_leaderboard
@@ -26,6 +25,7 @@ from medalist.bench.passk import pass_at_k
 from medalist.bench.suite import SuiteReport, format_table, run_suite, summary_lines
 from medalist.errors import InputError
 from medalist.metrics import get_metric
+from tests.conftest import all_slugs
 
 SLUGS = all_slugs() or ["<shared competitions missing>"]
 

@@ -24,7 +24,7 @@ from medalist.llm import (
 from medalist.llm import local as local_mod
 from medalist.llm.cli import app
 from medalist.workspace import Workspace, read_jsonl
-from scripted_server import Reply, ScriptedChatServer
+from tests.scripted_server import Reply, ScriptedChatServer
 
 PRICE = (1.5, 6.0)  # USD per 1M prompt, completion tokens
 

@@ -11,9 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from malformed import CASES, N_TEST, make_malformed
 from medalist.errors import InputError
 from medalist.intake import open_competition
+
+try:  # tests/ as a package or as a plain folder of test modules
+    from tests.malformed import CASES, N_TEST, make_malformed
+except ImportError:
+    from malformed import CASES, N_TEST, make_malformed
 
 # Cases the intake itself must refuse: (what to call, table to read or None for open_competition).
 INTAKE_CASES: dict[str, str | None] = {

@@ -13,9 +13,9 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn import metrics as skm
 
-from conftest import all_slugs
 from medalist.errors import MedalistError
 from medalist.metrics import METRICS, get_metric, recognize_metric, score
+from tests.conftest import all_slugs
 
 RNG = np.random.default_rng(0)
 

@@ -19,7 +19,7 @@ from medalist.solve.ledger import Ledger
 from medalist.solve.runner import run_experiment
 from medalist.solve.scoring import score_predictions
 from medalist.solve.types import ExperimentSpec
-from solve_helpers import BIKES, S3E9, TITANIC, LinearFamily, NumericFeatures, competition_workspace
+from tests.solve_helpers import BIKES, S3E9, TITANIC, LinearFamily, NumericFeatures, competition_workspace
 
 TESTS = Path(__file__).resolve().parent
 
@@ -256,7 +256,7 @@ from medalist.solve.ledger import Ledger
 from medalist.solve.runner import run_experiment
 from medalist.solve.types import ExperimentSpec
 from medalist.workspace import Workspace
-from solve_helpers import LinearFamily, NumericFeatures
+from tests.solve_helpers import LinearFamily, NumericFeatures
 
 ws = Workspace(Path(sys.argv[1]))
 data = load_task_data(ws)
@@ -272,7 +272,7 @@ for c in (0.01, 0.1, 1.0, 10.0, 100.0):
 
 
 def _loop(ws_root: Path, sleep: float) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen(
         [sys.executable, "-c", LOOP, str(ws_root), str(sleep)],
         env=env,

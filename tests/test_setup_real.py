@@ -31,8 +31,13 @@ def test_setup_matches_grading(slug, competitions, tmp_path):
     for r in records:
         last[r.stage] = r.ok
     assert all(last.values()), {k: v for k, v in last.items() if not v}
-    assert {"meta:train_ids_agree", "meta:target_roundtrip", "meta:loader_aligned",
-            "meta:formatter_matches_sample", "final_check"} <= set(last)
+    assert {
+        "meta:train_ids_agree",
+        "meta:target_roundtrip",
+        "meta:loader_aligned",
+        "meta:formatter_matches_sample",
+        "final_check",
+    } <= set(last)
     # the maps load, ids align, and the model-space target has one row per labelled train row
     data = load_task_data(ws)
     assert data.n_test == grading["rows"]["test"]
@@ -42,8 +47,16 @@ def test_setup_matches_grading(slug, competitions, tmp_path):
     assert on_disk.to_dict() == spec.to_dict()
     logged = [json.loads(line) for line in (ws.logs / "stages.jsonl").read_text().splitlines()]
     assert len(logged) == len(records)
-    assert set(logged[0]) >= {"stage", "attempt", "ok", "error", "seconds", "policy", "prompt_tokens",
-                              "completion_tokens"}
+    assert set(logged[0]) >= {
+        "stage",
+        "attempt",
+        "ok",
+        "error",
+        "seconds",
+        "policy",
+        "prompt_tokens",
+        "completion_tokens",
+    }
     # the formatter turns decoded training-prior predictions into the sample's exact structure
     sample = pd.read_csv(comp / "public" / grading["sample_submission"])
     assert spec.submission["columns"] == list(sample.columns)
@@ -52,14 +65,32 @@ def test_setup_matches_grading(slug, competitions, tmp_path):
 
 def test_setup_cli_prints_summary(competitions, tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "medalist.cli", "setup", str(competitions / "titanic" / "public"),
-         "--workdir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "medalist.cli",
+            "setup",
+            str(competitions / "titanic" / "public"),
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr
     assert "Survived" in res.stdout and "accuracy" in res.stdout
     task = json.loads((tmp_path / "titanic" / "task.json").read_text())
-    for key in ("slug", "id_column", "target_columns", "task_type", "metric", "lower_is_better", "modalities",
-                "input_columns", "submission"):
+    for key in (
+        "slug",
+        "id_column",
+        "target_columns",
+        "task_type",
+        "metric",
+        "lower_is_better",
+        "modalities",
+        "input_columns",
+        "submission",
+    ):
         assert key in task
     assert "Name" in task["input_columns"]["tabular"]

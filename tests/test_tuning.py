@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from medalist.errors import MedalistError
 from medalist.solve.folds import fold_splits, make_folds
 from medalist.solve.tuning import hebo_unavailable, tune
-from solve_helpers import S3E9, NumericFeatures, competition_data
+from tests.solve_helpers import S3E9, NumericFeatures, competition_data
 
 SPACE = {
     "x": ("float", -2.0, 2.0),

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.exceptions import Abort, Exit, TyperException
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import Abort, Exit, TyperException
 
 from medalist.errors import MedalistError
 
@@ -24,7 +24,9 @@ app = typer.Typer(
 console = Console(stderr=True)
 out = Console()
 
-WorkdirOpt = Annotated[Path, typer.Option("--workdir", "-w", help="Where workspaces live (<workdir>/<slug>/).")]
+WorkdirOpt = Annotated[
+    Path, typer.Option("--workdir", "-w", help="Where workspaces live (<workdir>/<slug>/).")
+]
 LlmOpt = Annotated[str, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL.")]
 
 
@@ -56,11 +58,16 @@ def setup(
     table.add_row("task", f"{spec.task_type}  ({spec.transform.output} output)")
     table.add_row("metric", f"{spec.metric} ({'lower' if spec.lower_is_better else 'higher'} is better)")
     table.add_row("id column", spec.id_column)
-    table.add_row("targets", ", ".join(spec.target_columns[:6]) + (" …" if len(spec.target_columns) > 6 else ""))
+    table.add_row(
+        "targets", ", ".join(spec.target_columns[:6]) + (" …" if len(spec.target_columns) > 6 else "")
+    )
     for m, cols in spec.input_columns.items():
         table.add_row(f"{m} inputs", f"{len(cols)}: " + ", ".join(cols[:6]) + (" …" if len(cols) > 6 else ""))
     if spec.excluded_columns:
-        table.add_row("excluded", ", ".join(f"{c} ({why.split(' (')[0]})" for c, why in list(spec.excluded_columns.items())[:4]))
+        table.add_row(
+            "excluded",
+            ", ".join(f"{c} ({why.split(' (')[0]})" for c, why in list(spec.excluded_columns.items())[:4]),
+        )
     attempts = sum(1 for r in records if not r.stage.startswith("meta:"))
     table.add_row("stages", f"{attempts} attempts, {sum(1 for r in records if not r.ok)} failed checks")
     table.add_row("workspace", str(ws.root))
@@ -68,8 +75,113 @@ def setup(
 
 
 @app.command()
+def run(
+    competition: Annotated[str, typer.Argument(help="Competition folder (description + data files).")],
+    workdir: WorkdirOpt = Path("runs"),
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", "-t", help="Seconds for the whole run.")
+    ] = 300.0,
+    llm: LlmOpt = "none",
+    llm_model: Annotated[str | None, typer.Option(help="GGUF file for --llm local.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for folds and models.")] = 0,
+    tune_engine: Annotated[str, typer.Option(help="optuna | hebo")] = "optuna",
+) -> None:
+    """Setup + solve + ensemble + submit within a time budget; writes <workdir>/<slug>/submission.csv."""
+    from medalist.pipeline import run_competition
+
+    if time_budget <= 0:
+        raise MedalistError("--time-budget must be positive (seconds)")
+    with _RunDisplay(time_budget) as display:
+        result = run_competition(
+            competition,
+            workdir,
+            time_budget=time_budget,
+            llm=llm,
+            seed=seed,
+            on_event=display.event,
+            raise_errors=True,
+            tune_engine=tune_engine,
+            llm_model=llm_model,
+        )
+    _print_closing_table(result)
+
+
+class _RunDisplay:
+    """Rich progress for a run: time used against the budget, what runs now, the best CV so far."""
+
+    def __init__(self, budget: float) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.budget = budget
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[stage]:<9}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("run", total=budget, stage="start", info="")
+        self.best = ""
+        self.t0 = 0.0
+
+    def __enter__(self) -> _RunDisplay:
+        import time
+
+        self.t0 = time.monotonic()
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def event(self, kind: str, info: dict) -> None:
+        import time
+
+        self.progress.update(self.task, completed=min(self.budget, time.monotonic() - self.t0))
+        if kind == "stage":
+            self.progress.update(self.task, stage=info["name"])
+        elif kind == "experiment_start":
+            self.progress.update(self.task, info=f"{info['model']} [{info['features']}]  {self.best}")
+        elif kind == "submission":
+            self.best = f"best {info['name']} cv={info['cv']:.5g}"
+            self.progress.update(self.task, info=self.best)
+        elif kind == "experiment_failed":
+            console.print(f"  [yellow]{info['name']} failed:[/] {info['error'][:120]}", highlight=False)
+
+
+def _print_closing_table(result) -> None:
+    from medalist.setup.spec import TaskSpec
+    from medalist.solve.ledger import Ledger
+    from medalist.workspace import Workspace
+
+    ws = Workspace(result.workspace)
+    spec = TaskSpec.load(ws.task_json)
+    records = [r for r in Ledger(ws.ledger).records("done") if r.cv_score is not None]
+    records.sort(key=lambda r: r.cv_score, reverse=not spec.lower_is_better)
+    table = Table(
+        title=f"{result.slug}: best experiments and ensembles ({spec.metric}, "
+        f"{'lower' if spec.lower_is_better else 'higher'} is better)"
+    )
+    for col in ("experiment", "kind", "features", "cv", "seconds"):
+        table.add_column(col, justify="right" if col in ("cv", "seconds") else "left")
+    for r in records[:12]:
+        mark = " *" if r.name == result.best_name else ""
+        table.add_row(r.name + mark, r.kind, r.features or "", f"{r.cv_score:.5f}", f"{r.seconds:.1f}")
+    out.print(table)
+    out.print(
+        f"{result.n_experiments} experiments in {result.seconds:.0f}s; submission: {result.submission} "
+        f"(cv {result.best_cv:.5f}, {result.best_name})"
+        if result.best_cv is not None
+        else "no submission"
+    )
+
+
+@app.command()
 def example(
-    directory: Annotated[Path, typer.Argument(help="Where to write the example competition folder.")] = Path("examples"),
+    directory: Annotated[Path, typer.Argument(help="Where to write the example competition folder.")] = Path(
+        "examples"
+    ),
     name: Annotated[str, typer.Option(help="breast-cancer | wine | diabetes")] = "breast-cancer",
 ) -> None:
     """Write an embedded example competition (from scikit-learn's bundled datasets; no network)."""
@@ -92,7 +204,9 @@ def main() -> None:
         console.print("error: aborted", markup=False)
         sys.exit(130)
     except TyperException as e:
-        console.print(f"error: {_one_line(e.format_message())}", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"error: {_one_line(e.format_message())}", markup=False, highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("error: interrupted; finished work is kept in the workspace", markup=False)
@@ -100,8 +214,13 @@ def main() -> None:
     except Exception as e:  # a bug: say so in one line, keep the traceback for MEDALIST_DEBUG
         if os.environ.get("MEDALIST_DEBUG"):
             traceback.print_exc()
-        console.print(f"error: internal error ({type(e).__name__}: {_one_line(str(e))}); "
-                      "rerun with MEDALIST_DEBUG=1 for details", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"error: internal error ({type(e).__name__}: {_one_line(str(e))}); "
+            "rerun with MEDALIST_DEBUG=1 for details",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -34,8 +34,11 @@ def make_example(root: str | Path, name: str = "breast-cancer", seed: int = 0) -
 
     if name not in _DESCRIPTIONS:
         raise InputError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
-    loader = {"breast-cancer": datasets.load_breast_cancer, "wine": datasets.load_wine,
-              "diabetes": datasets.load_diabetes}[name]
+    loader = {
+        "breast-cancer": datasets.load_breast_cancer,
+        "wine": datasets.load_wine,
+        "diabetes": datasets.load_diabetes,
+    }[name]
     bunch = loader(as_frame=True)
     frame = bunch.frame.copy()
     frame.columns = [str(c).replace(" ", "_") for c in frame.columns]

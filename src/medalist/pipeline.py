@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medalist.errors import MedalistError
+from medalist.workspace import Workspace
+
+Event = Callable[[str, dict[str, Any]], None]
+MEMBER_KINDS = ("model", "script", "ensemble", "distill")
 
 
 @dataclass
@@ -17,11 +28,26 @@ class RunResult:
     n_experiments: int = 0
     best_cv: float | None = None
     best_name: str | None = None
+    first_submission_seconds: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
     error: str | None = None
     stage_records: list[dict] = field(default_factory=list)
+
+
+def ensemble_reserve(time_budget: float) -> float:
+    """Seconds kept for ensembling at the end of a run."""
+    return float(min(120.0, max(8.0, 0.12 * time_budget)))
+
+
+def candidate_of(rec) -> Any:
+    from medalist.submit import Candidate
+
+    transform = rec.params.get("transform") if isinstance(rec.params, dict) else None
+    return Candidate(
+        rec.name, rec.cv_score, Path(rec.test_path), transform if isinstance(transform, dict) else None
+    )
 
 
 def run_competition(
@@ -31,6 +57,131 @@ def run_competition(
     llm: str = "none",
     seed: int = 0,
     setup_only: bool = False,
+    on_event: Event | None = None,
+    raise_errors: bool = False,
+    tune_engine: str = "optuna",
+    llm_model: str | None = None,
 ) -> RunResult:
-    """Run medalist on one competition folder; never raises for a bad competition (error in the result)."""
-    raise NotImplementedError("pipeline.run_competition is being written (issue 2/3)")
+    """Run medalist on one competition folder. Errors end up in ``RunResult.error`` unless ``raise_errors``."""
+    from medalist.intake import open_competition
+
+    t0 = time.monotonic()
+    emit = on_event or (lambda kind, info: None)
+    comp = open_competition(competition_dir) if raise_errors else None
+    try:
+        comp = comp or open_competition(competition_dir)
+        ws = Workspace.create(workdir, comp.slug)
+        result = RunResult(comp.slug, ws.root)
+        _run(comp, ws, result, t0, time_budget, llm, llm_model, seed, setup_only, emit, tune_engine)
+    except MedalistError as e:
+        if raise_errors:
+            raise
+        slug = comp.slug if comp is not None else Path(competition_dir).name
+        result = RunResult(slug, Path(workdir) / slug, error=str(e))
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _run(
+    comp,
+    ws: Workspace,
+    result: RunResult,
+    t0: float,
+    time_budget: float,
+    llm: str,
+    llm_model: str | None,
+    seed: int,
+    setup_only: bool,
+    emit: Event,
+    tune_engine: str,
+) -> None:
+    from medalist.policy.expert import ExpertPolicy
+    from medalist.policy.expert_solve import ExpertSolver
+    from medalist.setup import run_setup, setup_is_done
+    from medalist.setup.data import load_task_data
+    from medalist.solve.folds import load_or_make_folds
+    from medalist.solve.ledger import Ledger
+    from medalist.solve.loop import SolveLoop
+    from medalist.submit import chosen, promote
+    from medalist.workspace import read_jsonl
+
+    deadline = t0 + time_budget
+    if not setup_is_done(ws):
+        emit("stage", {"name": "setup"})
+        run_setup(
+            comp, ws.root.parent, policy=ExpertPolicy(), on_record=lambda r: emit("setup_record", vars(r))
+        )
+    result.stage_records = read_jsonl(ws.logs / "stages.jsonl")
+    if setup_only:
+        return
+    data = load_task_data(ws)
+    folds = load_or_make_folds(ws, data, seed=seed)
+    ledger = Ledger(ws.ledger)
+    stale = ledger.mark_stale_running()
+    if stale:
+        emit("resumed", {"interrupted": stale})
+    ws.log_event("run", {"event": "start", "time_budget": time_budget, "done": len(ledger.records("done"))})
+
+    def on_record(rec) -> None:
+        if rec.status == "done" and rec.cv_score is not None and np.isfinite(rec.cv_score):
+            emit(
+                "experiment_done",
+                {"name": rec.name, "cv": rec.cv_score, "seconds": rec.seconds, "kind": rec.kind},
+            )
+            if promote(ws, data, candidate_of(rec), force=chosen(ws) is None):
+                if result.first_submission_seconds is None:
+                    result.first_submission_seconds = time.monotonic() - t0
+                emit("submission", {"name": rec.name, "cv": rec.cv_score})
+        elif rec.status == "failed":
+            emit("experiment_failed", {"name": rec.name, "error": rec.error})
+
+    reserve = ensemble_reserve(time_budget)
+    loop = SolveLoop(
+        ws,
+        data,
+        folds,
+        ledger,
+        ExpertSolver(),
+        deadline=deadline - reserve,
+        on_event=emit,
+        on_record=on_record,
+        tune_engine=tune_engine,
+    )
+    on_record(loop.run_prior())
+    if chosen(ws) and result.first_submission_seconds is None:
+        result.first_submission_seconds = time.monotonic() - t0
+    emit("stage", {"name": "solve"})
+    loop.run()
+    emit("stage", {"name": "ensemble"})
+    ensemble_and_choose(ws, data, folds, ledger, max(1.0, deadline - time.monotonic() - 2.0), on_record)
+    _summarize(ws, ledger, data, result)
+
+
+def ensemble_and_choose(ws: Workspace, data, folds, ledger, seconds: float, on_record) -> None:
+    """Build ensembles from the ledger within ``seconds`` and promote whichever is best by CV."""
+    from medalist.ensemble import build_ensembles
+
+    try:
+        records = build_ensembles(ws, data, folds, ledger, time_budget=seconds)
+    except MedalistError as e:
+        ws.log_event("run", {"event": "ensemble_failed", "error": str(e)})
+        records = []
+    for rec in records:
+        on_record(rec)
+
+
+def _summarize(ws: Workspace, ledger, data, result: RunResult) -> None:
+    from medalist.submit import chosen
+
+    done = [r for r in ledger.records("done") if r.kind in MEMBER_KINDS]
+    result.n_experiments = len([r for r in ledger.records(status=None) if r.kind in ("model", "script")])
+    current = chosen(ws)
+    if current:
+        result.best_name, result.best_cv = current["name"], current["cv_score"]
+        result.submission = ws.submission_csv
+    elif not done:
+        raise MedalistError("no experiment finished; no submission was written")
+    ws.log_event(
+        "run",
+        {"event": "end", "best": result.best_name, "cv": result.best_cv, "experiments": result.n_experiments},
+    )

@@ -91,7 +91,7 @@ def _atomic_target(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        tmp_path.replace(path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

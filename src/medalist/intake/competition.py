@@ -23,6 +23,7 @@ from medalist.intake.scan import (
     PerIdDir,
     ext_of,
     scan,
+    split_ext,
 )
 from medalist.intake.tables import Source, count_rows, is_hidden, load_table, make_source
 
@@ -144,12 +145,12 @@ class Competition:
                 names = sorted(e.name for e in os.scandir(folder) if not is_hidden(e.name))
             except OSError:
                 names = []
-            base = str(folder)
+            base = f"{folder}/"
             for name in names:
-                stem, ext = os.path.splitext(name)
+                stem, ext = split_ext(name)
                 if ext.lower() not in IMAGE_EXTS:
                     continue
-                path = os.path.join(base, name)
+                path = base + name
                 index.setdefault(name, path)
                 index.setdefault(stem, path)
                 if stem.isdigit():

@@ -101,9 +101,16 @@ class ScanResult:
     n_bulk_files: int = 0
 
 
+def split_ext(name: str) -> tuple[str, str]:
+    """('a/1.JPG') -> ('1', '.JPG'): stem and last suffix of a path's file name (fast: plain strings)."""
+    base = name.rpartition("/")[2]
+    dot = base.rfind(".")
+    return (base, "") if dot <= 0 else (base[:dot], base[dot:])
+
+
 def ext_of(name: str) -> str:
     """Lower-case last suffix ('' when none)."""
-    return os.path.splitext(name.lower())[1]
+    return split_ext(name)[1].lower()
 
 
 def _join(rel_dir: str, name: str) -> str:

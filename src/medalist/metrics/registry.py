@@ -64,9 +64,9 @@ def _labels(a: np.ndarray) -> np.ndarray:
     for v in a.ravel():
         if isinstance(v, (bool, np.bool_)):
             out.append(str(bool(v)))
-        elif isinstance(v, (int, np.integer)):
-            out.append(str(int(v)))
-        elif isinstance(v, (float, np.floating)) and float(v).is_integer():
+        elif isinstance(v, (int, np.integer)) or (
+            isinstance(v, (float, np.floating)) and float(v).is_integer()
+        ):
             out.append(str(int(v)))
         else:
             out.append(str(v))
@@ -98,13 +98,17 @@ def f1(t: np.ndarray, p: np.ndarray) -> float:
 
 def micro_f1(t: np.ndarray, p: np.ndarray) -> float:
     if t.shape[1] > 1:  # multi-label indicator columns
-        return skm.f1_score(_num(t).astype(int), (_num(p) >= 0.5).astype(int), average="micro", zero_division=0.0)
+        return skm.f1_score(
+            _num(t).astype(int), (_num(p) >= 0.5).astype(int), average="micro", zero_division=0.0
+        )
     return skm.f1_score(_labels(t)[:, 0], _labels(p)[:, 0], average="micro", zero_division=0.0)
 
 
 def macro_f1(t: np.ndarray, p: np.ndarray) -> float:
     if t.shape[1] > 1:
-        return skm.f1_score(_num(t).astype(int), (_num(p) >= 0.5).astype(int), average="macro", zero_division=0.0)
+        return skm.f1_score(
+            _num(t).astype(int), (_num(p) >= 0.5).astype(int), average="macro", zero_division=0.0
+        )
     return skm.f1_score(_labels(t)[:, 0], _labels(p)[:, 0], average="macro", zero_division=0.0)
 
 
@@ -183,7 +187,9 @@ def rmsle(t: np.ndarray, p: np.ndarray) -> float:
 
 def rmse_log(t: np.ndarray, p: np.ndarray) -> float:
     tiny = 1e-12
-    return float(np.sqrt(np.mean((np.log(np.maximum(_num(t), tiny)) - np.log(np.maximum(_num(p), tiny))) ** 2)))
+    return float(
+        np.sqrt(np.mean((np.log(np.maximum(_num(t), tiny)) - np.log(np.maximum(_num(p), tiny))) ** 2))
+    )
 
 
 def mae(t: np.ndarray, p: np.ndarray) -> float:
@@ -214,40 +220,107 @@ def mean_columnwise_rmsle(t: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean(np.sqrt(np.mean((np.log1p(tt) - np.log1p(pp)) ** 2, axis=0))))
 
 
-def _m(name: str, fn: Callable, lower: bool, scores: str, *patterns: str, multi: bool = False, priority: int = 0) -> Metric:
+def _m(
+    name: str, fn: Callable, lower: bool, scores: str, *patterns: str, multi: bool = False, priority: int = 0
+) -> Metric:
     return Metric(name, fn, lower, scores, tuple(patterns), multi, priority)
 
 
 _ALL = [
-    _m("accuracy", accuracy, False, "label", r"\baccuracy\b", r"classification accuracy", r"percentage of .*correct"),
+    _m(
+        "accuracy",
+        accuracy,
+        False,
+        "label",
+        r"\baccuracy\b",
+        r"classification accuracy",
+        r"percentage of .*correct",
+    ),
     _m("balanced_accuracy", balanced_accuracy, False, "label", r"balanced accuracy", priority=2),
-    _m("roc_auc", roc_auc, False, "proba", r"\bauc\b", r"roc[ -]?auc", r"area under the (roc|receiver)",
-       r"receiver operating characteristic", priority=1),
-    _m("mean_columnwise_roc_auc", mean_columnwise_roc_auc, False, "proba",
-       r"mean column-?wise (roc )?auc", r"column-?wise (roc )?auc", r"average of the individual aucs",
-       r"mean (roc )?auc .*each (predicted )?column", multi=True, priority=3),
-    _m("log_loss", log_loss, True, "proba", r"log(arithmic)?[ -]?loss", r"cross[ -]?entropy", r"\blogloss\b",
-       priority=1),
+    _m(
+        "roc_auc",
+        roc_auc,
+        False,
+        "proba",
+        r"\bauc\b",
+        r"roc[ -]?auc",
+        r"area under the (roc|receiver)",
+        r"receiver operating characteristic",
+        priority=1,
+    ),
+    _m(
+        "mean_columnwise_roc_auc",
+        mean_columnwise_roc_auc,
+        False,
+        "proba",
+        r"mean column-?wise (roc )?auc",
+        r"column-?wise (roc )?auc",
+        r"average of the individual aucs",
+        r"mean (roc )?auc .*each (predicted )?column",
+        multi=True,
+        priority=3,
+    ),
+    _m(
+        "log_loss",
+        log_loss,
+        True,
+        "proba",
+        r"log(arithmic)?[ -]?loss",
+        r"cross[ -]?entropy",
+        r"\blogloss\b",
+        priority=1,
+    ),
     _m("rmse", rmse, True, "value", r"root[ -]mean[ -]squared?[ -]error", r"\brmse\b"),
-    _m("rmse_log", rmse_log, True, "value",
-       r"(rmse|root[ -]mean[ -]squared?[ -]error).{0,40}between the log(arithm)? of the predicted",
-       r"logarithm of the predicted value and the logarithm of the observed", priority=3),
+    _m(
+        "rmse_log",
+        rmse_log,
+        True,
+        "value",
+        r"(rmse|root[ -]mean[ -]squared?[ -]error).{0,40}between the log(arithm)? of the predicted",
+        r"logarithm of the predicted value and the logarithm of the observed",
+        priority=3,
+    ),
     _m("rmsle", rmsle, True, "value", r"root mean squared? log(arithmic)? error", r"\brmsle\b", priority=2),
-    _m("mean_columnwise_rmsle", mean_columnwise_rmsle, True, "value", r"column-?wise .{0,40}(rmsle|root mean squared? log)",
-       r"mean (of the )?(rmsle|root mean squared logarithmic errors?) .{0,30}columns", multi=True, priority=4),
+    _m(
+        "mean_columnwise_rmsle",
+        mean_columnwise_rmsle,
+        True,
+        "value",
+        r"column-?wise .{0,40}(rmsle|root mean squared? log)",
+        r"mean (of the )?(rmsle|root mean squared logarithmic errors?) .{0,30}columns",
+        multi=True,
+        priority=4,
+    ),
     _m("mae", mae, True, "value", r"mean absolute error", r"\bmae\b"),
     _m("medae", medae, True, "value", r"median absolute error", r"\bmedae\b", priority=1),
     _m("mape", mape, True, "value", r"mean absolute percentage error", r"\bmape\b", priority=1),
     _m("r2", r2, False, "value", r"\br2\b", r"r\^2", r"r-squared", r"coefficient of determination"),
-    _m("qwk", qwk, False, "label", r"quadratic weighted kappa", r"\bqwk\b", r"weighted kappa", r"cohen'?s kappa",
-       priority=3),
+    _m(
+        "qwk",
+        qwk,
+        False,
+        "label",
+        r"quadratic weighted kappa",
+        r"\bqwk\b",
+        r"weighted kappa",
+        r"cohen'?s kappa",
+        priority=3,
+    ),
     _m("f1", f1, False, "label", r"\bf1\b", r"f1[ -]score", r"\bf_1\b", r"\bf-score\b", r"f_\{?1\}?"),
     _m("micro_f1", micro_f1, False, "label", r"micro[ -]?(averaged )?f1", r"mean f1", priority=2),
     _m("macro_f1", macro_f1, False, "label", r"macro[ -]?(averaged )?f1", priority=2),
     _m("mcc", mcc, False, "label", r"matthews correlation", r"\bmcc\b", priority=2),
     _m("map_at_k", map_at_k, False, "label", r"mean average precision", r"\bmap@\d", priority=2),
     _m("spearman", spearman, False, "value", r"spearman", priority=2),
-    _m("normalized_gini", normalized_gini, False, "proba", r"normali[sz]ed gini", r"gini coefficient", priority=2),
+    _m(
+        "normalized_gini",
+        normalized_gini,
+        False,
+        "proba",
+        r"normali[sz]ed gini",
+        r"gini coefficient",
+        priority=2,
+    ),
 ]
 
 METRICS: dict[str, Metric] = {m.name: m for m in _ALL}

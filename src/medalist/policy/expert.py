@@ -59,10 +59,14 @@ class ExpertPolicy:
         if head:
             parts.append(head)
         if metric:
-            parts.append(f"Evaluation: {metric.name} ({'lower' if metric.lower_is_better else 'higher'} is better).")
+            parts.append(
+                f"Evaluation: {metric.name} ({'lower' if metric.lower_is_better else 'higher'} is better)."
+            )
         parts.append(f"Tables: {tables or 'none'}.")
         if comp.image_dirs:
-            parts.append("Image folders: " + ", ".join(f"{d.rel} ({d.n_files})" for d in comp.image_dirs) + ".")
+            parts.append(
+                "Image folders: " + ", ".join(f"{d.rel} ({d.n_files})" for d in comp.image_dirs) + "."
+            )
         return " ".join(parts)
 
     # ------------------------------------------------------------------ files and modalities
@@ -116,7 +120,9 @@ class ExpertPolicy:
         trains = [t for t in rest if "train" in _base(t)]
         trains.sort(key=lambda t: (0 if _stem(t) == "train" else 1, "label" in _base(t), len(t)))
         if not trains:
-            raise CheckError(f"no training table found among {tables[:6]}: expected a file named like train.csv")
+            raise CheckError(
+                f"no training table found among {tables[:6]}: expected a file named like train.csv"
+            )
         train = trains[0]
         labels = next((t for t in trains[1:] if "label" in _base(t) or "target" in _base(t)), None)
         tests = [t for t in rest if "test" in _base(t)]
@@ -130,15 +136,19 @@ class ExpertPolicy:
         """The sample submission column that identifies test rows."""
         candidates = [c for c in sample.columns if test is not None and c in test.columns]
         if not candidates:
-            candidates = [c for c in sample.columns if c in train.columns and c not in self._label_like(sample)]
+            candidates = [
+                c for c in sample.columns if c in train.columns and c not in self._label_like(sample)
+            ]
         if not candidates:
             return str(sample.columns[0])
         ref = test if test is not None else sample
-        return str(max(candidates, key=lambda c: (round(uniqueness(ref[c]), 2), -list(sample.columns).index(c))))
+        return str(
+            max(candidates, key=lambda c: (round(uniqueness(ref[c]), 2), -list(sample.columns).index(c)))
+        )
 
     @staticmethod
     def _label_like(sample: pd.DataFrame) -> list[str]:
-        return [c for c in sample.columns[1:]]
+        return list(sample.columns[1:])
 
     # ------------------------------------------------------------------ plan
     def plan(self, ctx: StageContext) -> dict[str, Any]:
@@ -159,7 +169,9 @@ class ExpertPolicy:
         label_columns, one_hot = self._label_columns(train, test_cols, target_columns)
         task_type = self._task_type(comp, train, sample, target_columns, label_columns, one_hot)
         train_only = [c for c in train.columns if c not in test_cols and c not in label_columns]
-        excluded: dict[str, str] = {c: "in train but not in test (not available at prediction time)" for c in train_only}
+        excluded: dict[str, str] = dict.fromkeys(
+            train_only, "in train but not in test (not available at prediction time)"
+        )
         input_columns: dict[str, list[str]] = {"tabular": [], "text": [], "image": []}
         categorical, datetimes = [], []
         for col in train.columns:
@@ -182,9 +194,7 @@ class ExpertPolicy:
                     categorical.append(col)
                 elif prof.kind == "datetime":
                     datetimes.append(col)
-        if mods.get("image", {}).get("by") == "id":
-            input_columns["image"] = ["path"]
-        elif mods.get("image", {}).get("by") == "column":
+        if mods.get("image", {}).get("by") == "id" or mods.get("image", {}).get("by") == "column":
             input_columns["image"] = ["path"]
         modalities = [m for m in ("tabular", "text", "image") if input_columns[m]]
         if not modalities:
@@ -230,8 +240,12 @@ class ExpertPolicy:
             names = {_key(v): v for v in values}
             prefix = _common_prefix(targets, names)
             if prefix is not None:
-                mapping = {t: names[t[len(prefix):]] for t in targets}
-                return [col], {"column": col, "prefix": prefix, "classes": {t: _plain(v) for t, v in mapping.items()}}
+                mapping = {t: names[t[len(prefix) :]] for t in targets}
+                return [col], {
+                    "column": col,
+                    "prefix": prefix,
+                    "classes": {t: _plain(v) for t, v in mapping.items()},
+                }
         missing = [t for t in targets if t not in train.columns]
         raise CheckError(
             f"the sample submission's target columns {missing[:5]} match nothing in the training table "
@@ -254,7 +268,7 @@ class ExpertPolicy:
         if values.empty:
             raise CheckError(f"target column(s) {labels} have no values in the training table")
         if len(targets) > 1:
-            if all(set(pd.unique(values[c])) <= {0, 1, 0.0, 1.0, True, False} for c in labels):
+            if all(set(pd.unique(values[c])) <= {0, 1} for c in labels):
                 return "multilabel"
             return "multi_target_regression"
         col = values[labels[0]]
@@ -291,7 +305,9 @@ class ExpertPolicy:
             frame = self._test_in_sample_order(comp, files, sample, plan["id_column"])
             keys = make_keys(sample[plan["id_column"]].tolist())
         if ctx.modality == "image":
-            paths = self._image_paths(comp, ctx.artifacts["modalities"]["image"], frame, keys, plan["id_column"])
+            paths = self._image_paths(
+                comp, ctx.artifacts["modalities"]["image"], frame, keys, plan["id_column"]
+            )
             return pd.DataFrame({"id": keys, "path": paths})
         out = frame[cols].copy() if cols else pd.DataFrame(index=frame.index)
         out.insert(0, "id", keys)
@@ -331,7 +347,9 @@ class ExpertPolicy:
         if extra > 0:
             dup = int(test[id_column].duplicated().sum())
             if dup:
-                raise CheckError(f"the test table has {dup} duplicated ids that the sample submission lists once")
+                raise CheckError(
+                    f"the test table has {dup} duplicated ids that the sample submission lists once"
+                )
         return test.iloc[[index[k] for k in sample_keys]].reset_index(drop=True)
 
     def _image_paths(
@@ -344,7 +362,11 @@ class ExpertPolicy:
                 found = comp.find_images([PurePosixPath(v).stem])
                 out.append(next(iter(found.values())) if found else str(comp.resolve(v)))
             return out
-        ids = [str(v) for v in frame[id_column].tolist()] if id_column in frame.columns else [k.split("#")[0] for k in keys]
+        ids = (
+            [str(v) for v in frame[id_column].tolist()]
+            if id_column in frame.columns
+            else [k.split("#")[0] for k in keys]
+        )
         found = comp.find_images(ids) or {}
         missing = [i for i in ids if i not in found]
         if missing:
@@ -419,7 +441,9 @@ class ExpertPolicy:
             "output": "value",
             "columns": cols,
             "log": use_log,
-            "clip_min": 0.0 if (use_log or (nonneg and metric is not None and metric.name.startswith("rmsle"))) else None,
+            "clip_min": 0.0
+            if (use_log or (nonneg and metric is not None and metric.name.startswith("rmsle")))
+            else None,
         }
 
     def _sample_value_kind(self, comp: Competition, files: dict[str, Any], col: str) -> str:
@@ -439,7 +463,11 @@ class ExpertPolicy:
             found = get_metric(_default_metric(plan["task_type"], transform.get("output", "value")))
         if found.scores == "proba" and transform.get("output") == "label" and transform["kind"] != "ordinal":
             found = get_metric(_default_metric(plan["task_type"], "label"))
-        return {"metric": found.name, "lower_is_better": found.lower_is_better, "recognized": found is not None}
+        return {
+            "metric": found.name,
+            "lower_is_better": found.lower_is_better,
+            "recognized": found is not None,
+        }
 
     def formatter(self, ctx: StageContext) -> dict[str, Any]:
         return {"method": "fill_sample", "alternative": {"method": "merge_on_id"}}
@@ -452,9 +480,9 @@ def _common_prefix(targets: list[str], names: dict[str, Any]) -> str | None:
     first = targets[0]
     for cut in range(len(first) + 1):
         prefix = first[:cut]
-        if all(t.startswith(prefix) and t[len(prefix):] in names for t in targets):
-            if {t[len(prefix):] for t in targets} == set(names):
-                return prefix
+        rest = [t[len(prefix) :] for t in targets if t.startswith(prefix)]
+        if len(rest) == len(targets) and set(rest) == set(names):
+            return prefix
     return None
 
 

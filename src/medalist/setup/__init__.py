@@ -35,8 +35,9 @@ def run_setup(
 
     comp = competition if isinstance(competition, Competition) else open_competition(competition)
     ws = Workspace.create(workdir, comp.slug)
-    machine = StageMachine(comp, ws, policy or ExpertPolicy(), fallback=fallback, on_record=on_record,
-                           max_attempts=max_attempts)
+    machine = StageMachine(
+        comp, ws, policy or ExpertPolicy(), fallback=fallback, on_record=on_record, max_attempts=max_attempts
+    )
     spec = machine.run()
     return spec, ws, machine.records
 

@@ -41,7 +41,9 @@ def check_modalities(art: Any, comp: Competition, arts: dict[str, Any]) -> None:
     for role in ("train", "sample_submission"):
         rel = files.get(role)
         if not rel or rel not in comp.tables:
-            raise CheckError(f"files.{role} = {rel!r} is not one of the competition's tables {comp.tables[:8]}")
+            raise CheckError(
+                f"files.{role} = {rel!r} is not one of the competition's tables {comp.tables[:8]}"
+            )
     if files.get("test") and files["test"] not in comp.tables:
         raise CheckError(f"files.test = {files['test']!r} is not one of the competition's tables")
     if files["train"] == files.get("test") or files["train"] == files["sample_submission"]:
@@ -90,7 +92,9 @@ def check_plan(art: Any, comp: Competition, arts: dict[str, Any]) -> None:
             if c in labels:
                 raise CheckError(f"input column {c!r} is a target; targets are never inputs")
             if c not in train_cols or (test_cols and c not in test_cols):
-                raise CheckError(f"input column {c!r} must be in both train and test (train-only columns leak)")
+                raise CheckError(
+                    f"input column {c!r} must be in both train and test (train-only columns leak)"
+                )
 
 
 def check_input_map(art: Any, comp: Competition, arts: dict[str, Any], split: str, modality: str) -> None:
@@ -110,7 +114,9 @@ def check_input_map(art: Any, comp: Competition, arts: dict[str, Any], split: st
     plan = arts["plan"]
     expected = ["path"] if modality == "image" else list(plan["input_columns"][modality])
     if list(art.columns[1:]) != expected:
-        raise CheckError(f"{name} columns {list(art.columns[1:])[:8]} must be exactly the planned {expected[:8]}")
+        raise CheckError(
+            f"{name} columns {list(art.columns[1:])[:8]} must be exactly the planned {expected[:8]}"
+        )
     if modality == "image":
         sample = art["path"].astype(str).head(50)
         missing = [p for p in sample if not Path(p).is_file()]
@@ -131,7 +137,9 @@ def check_target_map(art: Any, comp: Competition, arts: dict[str, Any]) -> None:
         raise CheckError("train_tab_target_map must be a DataFrame")
     targets = arts["plan"]["target_columns"]
     if list(art.columns) != ["id", *targets]:
-        raise CheckError(f"train_tab_target_map columns must be ['id'] + the submission targets {targets[:6]}")
+        raise CheckError(
+            f"train_tab_target_map columns must be ['id'] + the submission targets {targets[:6]}"
+        )
     if not art["id"].astype(str).is_unique:
         raise CheckError("train_tab_target_map has duplicated ids")
     if len(art) < 2:
@@ -139,7 +147,9 @@ def check_target_map(art: Any, comp: Competition, arts: dict[str, Any]) -> None:
     block = art[targets]
     if block.isna().any().any():
         bad = block.columns[block.isna().any()].tolist()
-        raise CheckError(f"target columns {bad[:4]} have missing values; drop unlabelled rows from every train map")
+        raise CheckError(
+            f"target columns {bad[:4]} have missing values; drop unlabelled rows from every train map"
+        )
     for c in targets:
         if block[c].nunique() < 2 and len(targets) == 1:
             raise CheckError(f"target column {c!r} has a single value; nothing to learn")
@@ -238,19 +248,25 @@ def meta_target_roundtrip(comp: Competition, arts: dict[str, Any]) -> None:
     target = arts["train_tab_target"].drop(columns=["id"]).reset_index(drop=True)
     decoded = t.decode(t.perfect(t.encode(target)))
     if list(decoded.columns) != list(target.columns):
-        raise CheckError(f"decoded columns {list(decoded.columns)[:5]} differ from the targets' {list(target.columns)[:5]}")
+        raise CheckError(
+            f"decoded columns {list(decoded.columns)[:5]} differ from the targets' {list(target.columns)[:5]}"
+        )
     for col in target.columns:
         a, b = target[col], decoded[col]
-        if t.output == "label" or t.kind in ("binary", "multiclass", "ordinal") and t.output != "proba":
+        if t.output == "label" or (t.kind in ("binary", "multiclass", "ordinal") and t.output != "proba"):
             same = np.array([_key(x) == _key(y) for x, y in zip(a.tolist(), b.tolist())])
         else:
-            same = np.isclose(pd.to_numeric(a, errors="coerce").to_numpy(dtype=float), b.to_numpy(dtype=float),
-                              rtol=1e-6, atol=1e-8)
+            same = np.isclose(
+                pd.to_numeric(a, errors="coerce").to_numpy(dtype=float),
+                b.to_numpy(dtype=float),
+                rtol=1e-6,
+                atol=1e-8,
+            )
         if not same.all():
             i = int(np.flatnonzero(~same)[0])
             raise CheckError(
-                f"decode(encode(target)) does not reproduce column {col!r}: row {i} has {a.iloc[i]!r} -> "
-                f"{b.iloc[i]!r}; fix the target transform (classes, log, clipping) or the target map"
+                f"decode(encode(target)) does not reproduce column {col!r}: row {i} has {_key(a.iloc[i])!r} -> "
+                f"{_key(b.iloc[i])!r}; fix the target transform (classes, log, clipping) or the target map"
             )
 
 

@@ -92,7 +92,9 @@ def align_maps(spec: TaskSpec, maps: dict[str, pd.DataFrame]) -> TaskData:
         if test_ids is None:
             test_ids = these
         elif not np.array_equal(test_ids, these):
-            raise CheckError(f"{map_name('test', modality)}_map ids differ from the other test maps (order too)")
+            raise CheckError(
+                f"{map_name('test', modality)}_map ids differ from the other test maps (order too)"
+            )
         test[modality] = te.drop(columns=["id"]).reset_index(drop=True)
         if list(train[modality].columns) != list(test[modality].columns):
             raise CheckError(

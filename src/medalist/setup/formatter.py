@@ -1,8 +1,10 @@
 """Submission formatting and validation: predictions become the sample submission's exact shape.
 
-A formatter is data, not code: {"method": "fill_sample"} writes decoded predictions into a copy of the
+A formatter is a small spec: {"method": "fill_sample"} writes decoded predictions into a copy of the
 sample submission row by row (test maps are in the sample's row order); {"method": "merge_on_id"} joins
-them on the id keys. Nothing invalid is ever written: `write_submission` validates first.
+them on the id keys; {"method": "script", "code": ...} runs policy-written code in the sandbox, a
+function ``format_submission(sample, test_ids, predictions) -> DataFrame``. Nothing invalid is ever
+written: `write_submission` validates first.
 """
 
 from __future__ import annotations
@@ -18,7 +20,19 @@ from medalist.setup.data import make_keys
 from medalist.setup.spec import TargetTransform, _key
 from medalist.workspace import write_csv_atomic
 
-FORMATTERS = ("fill_sample", "merge_on_id")
+FORMATTERS = ("fill_sample", "merge_on_id", "script")
+
+_SCRIPT_HARNESS = """
+import pandas as pd
+sample = pd.read_pickle("sample.pkl")
+predictions = pd.read_pickle("predictions.pkl")
+test_ids = pd.read_pickle("ids.pkl").tolist()
+{code}
+result = format_submission(sample, test_ids, predictions)
+if not isinstance(result, pd.DataFrame):
+    raise SystemExit("format_submission must return a DataFrame")
+result.to_pickle("result.pkl")
+"""
 
 
 def format_submission(
@@ -50,9 +64,32 @@ def format_submission(
         ordered = by_key.loc[sample_keys]
         for col in decoded.columns:
             out[col] = _cast_like(ordered[col].to_numpy(), sample[col])
+    elif method == "script":
+        return _run_script_formatter(str(formatter.get("code", "")), decoded, test_ids, sample)
     else:
         raise CheckError(f"unknown formatter method {method!r}; use one of {FORMATTERS}")
     return out
+
+
+def _run_script_formatter(
+    code: str, decoded: pd.DataFrame, test_ids: np.ndarray, sample: pd.DataFrame
+) -> pd.DataFrame:
+    """Run a policy-written formatter in the sandbox; its output is validated by the caller."""
+    import tempfile
+
+    from medalist.sandbox import run_code
+
+    if "def format_submission" not in code:
+        raise CheckError("a script formatter must define format_submission(sample, test_ids, predictions)")
+    with tempfile.TemporaryDirectory(prefix="medalist-fmt-") as tmp:
+        work = Path(tmp)
+        sample.to_pickle(work / "sample.pkl")
+        decoded.to_pickle(work / "predictions.pkl")
+        pd.Series(list(map(str, test_ids))).to_pickle(work / "ids.pkl")
+        res = run_code(_SCRIPT_HARNESS.format(code=code), work, timeout=120, memory_mb=4096)
+        if not res.ok or not (work / "result.pkl").exists():
+            raise CheckError(f"the formatter script failed: {res.describe()[-600:]}")
+        return pd.read_pickle(work / "result.pkl")
 
 
 def _cast_like(values: np.ndarray, like: pd.Series) -> Any:
@@ -83,7 +120,9 @@ def validate_submission(
 ) -> None:
     """Raise CheckError unless ``frame`` has the sample's columns, ids, row count and sound values."""
     if list(frame.columns) != list(sample.columns):
-        raise CheckError(f"submission columns {list(frame.columns)[:6]} differ from the sample's {list(sample.columns)[:6]}")
+        raise CheckError(
+            f"submission columns {list(frame.columns)[:6]} differ from the sample's {list(sample.columns)[:6]}"
+        )
     if len(frame) != len(sample):
         raise CheckError(f"submission has {len(frame)} rows; the sample submission has {len(sample)}")
     if make_keys(frame[id_column].tolist()) != make_keys(sample[id_column].tolist()):
@@ -108,11 +147,19 @@ def validate_submission(
         allowed = {_key(c) for c in transform.classes}
         bad = {_key(v) for v in frame[target_columns[0]].tolist()} - allowed
         if bad:
-            raise CheckError(f"submission labels {sorted(bad)[:5]} are not among the classes {sorted(allowed)[:8]}")
+            raise CheckError(
+                f"submission labels {sorted(bad)[:5]} are not among the classes {sorted(allowed)[:8]}"
+            )
 
 
-def write_submission(frame: pd.DataFrame, path: Path, sample: pd.DataFrame, id_column: str,
-                     target_columns: list[str], transform: TargetTransform | None = None) -> Path:
+def write_submission(
+    frame: pd.DataFrame,
+    path: Path,
+    sample: pd.DataFrame,
+    id_column: str,
+    target_columns: list[str],
+    transform: TargetTransform | None = None,
+) -> Path:
     """Validate, then write atomically; an invalid frame raises and nothing is written."""
     validate_submission(frame, sample, id_column, target_columns, transform)
     write_csv_atomic(path, frame)

@@ -23,7 +23,13 @@ from medalist.policy.base import Policy, StageContext
 from medalist.setup import checks
 from medalist.setup.data import MODALITY_CODES, map_name
 from medalist.setup.spec import TaskSpec
-from medalist.workspace import Workspace, write_csv_atomic, write_json_atomic, write_parquet_atomic, write_text_atomic
+from medalist.workspace import (
+    Workspace,
+    write_csv_atomic,
+    write_json_atomic,
+    write_parquet_atomic,
+    write_text_atomic,
+)
 
 if TYPE_CHECKING:
     from medalist.intake import Competition
@@ -112,7 +118,9 @@ class StageMachine:
             meta, first, message = failed
             rollbacks += 1
             if rollbacks > self.max_rollbacks:
-                raise CheckError(f"setup failed: {meta} still fails after {self.max_rollbacks} rollbacks: {message}")
+                raise CheckError(
+                    f"setup failed: {meta} still fails after {self.max_rollbacks} rollbacks: {message}"
+                )
             order = stage_order(arts)
             i = order.index(first)
             thought = f"{meta}: {message}"
@@ -153,7 +161,9 @@ class StageMachine:
         return maps[-1] if ref == "@last_test_map" else maps[0]
 
     # ------------------------------------------------------------------ one stage
-    def _run_stage(self, stage: str, previous: Any, meta_failure: str | None, rollback_from: str | None) -> Any:
+    def _run_stage(
+        self, stage: str, previous: Any, meta_failure: str | None, rollback_from: str | None
+    ) -> Any:
         if stage == FINAL_CHECK:
             return self._final_check()
         ctx = self._context(stage, previous, meta_failure)
@@ -164,15 +174,28 @@ class StageMachine:
             if keep:
                 try:
                     self._check(stage, previous)
-                    self._record(StageRecord(stage, 0, True, None, time.perf_counter() - t0, self.policy.name,
-                                             usage.prompt_tokens, usage.completion_tokens, kept=True,
-                                             rollback_from=rollback_from))
+                    self._record(
+                        StageRecord(
+                            stage,
+                            0,
+                            True,
+                            None,
+                            time.perf_counter() - t0,
+                            self.policy.name,
+                            usage.prompt_tokens,
+                            usage.completion_tokens,
+                            kept=True,
+                            rollback_from=rollback_from,
+                        )
+                    )
                     return previous
                 except CheckError as e:
                     ctx.error = str(e)
         last_error = ctx.error
         for policy in [self.policy] + ([self.fallback] if self.fallback else []):
-            fallback_note = None if policy is self.policy else f"{self.policy.name} failed {stage}: {last_error}"
+            fallback_note = (
+                None if policy is self.policy else f"{self.policy.name} failed {stage}: {last_error}"
+            )
             # A deterministic expert gives the same answer twice: as a fallback it gets one try.
             attempts = 1 if policy is self.fallback and policy.name == "expert" else self.max_attempts
             for attempt in range(1, attempts + 1):
@@ -184,8 +207,10 @@ class StageMachine:
                     art = self._decide(policy, stage, ctx)
                     self._check(stage, art)
                     error = None
-                except (InputError,) as e:
-                    self._record(StageRecord(stage, attempt, False, str(e), time.perf_counter() - t0, policy.name))
+                except InputError as e:
+                    self._record(
+                        StageRecord(stage, attempt, False, str(e), time.perf_counter() - t0, policy.name)
+                    )
                     raise
                 except CheckError as e:
                     error = str(e)
@@ -194,9 +219,20 @@ class StageMachine:
                 except Exception as e:
                     error = f"{type(e).__name__}: {e}"
                 usage = policy.usage()
-                self._record(StageRecord(stage, attempt, error is None, error, time.perf_counter() - t0, policy.name,
-                                         usage.prompt_tokens, usage.completion_tokens, fallback=fallback_note,
-                                         rollback_from=rollback_from))
+                self._record(
+                    StageRecord(
+                        stage,
+                        attempt,
+                        error is None,
+                        error,
+                        time.perf_counter() - t0,
+                        policy.name,
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                        fallback=fallback_note,
+                        rollback_from=rollback_from,
+                    )
+                )
                 if usage.code:
                     write_text_atomic(self.ws.code / f"{stage}.py", usage.code)
                 if error is None:
@@ -206,7 +242,9 @@ class StageMachine:
         raise CheckError(f"setup stage {stage!r} failed: {last_error}")
 
     def _context(self, stage: str, previous: Any, meta_failure: str | None) -> StageContext:
-        ctx = StageContext(self.comp, stage, artifacts=self.arts, previous=previous, meta_failure=meta_failure)
+        ctx = StageContext(
+            self.comp, stage, artifacts=self.arts, previous=previous, meta_failure=meta_failure
+        )
         if _is_map_stage(stage):
             ctx.split, ctx.modality = _split_modality(stage)
         return ctx
@@ -275,7 +313,7 @@ class StageMachine:
             "file": files["sample_submission"],
             "columns": sample_cols,
             "n_rows": len(self.arts[map_name("test", spec.modalities[0])]),
-            "formatter": {k: v for k, v in self.arts["formatter"].items()},
+            "formatter": dict(self.arts["formatter"]),
             "prior_score": (self.arts.get(FINAL_CHECK) or {}).get("prior_score"),
         }
         return spec

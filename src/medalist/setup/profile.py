@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-_DATE_HINT = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\s*$")
+_DATE_HINT = re.compile(
+    r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\s*$"
+)
 _COMPACT_STAMP = re.compile(r"^\s*\d{14}Z?\s*$")  # 20120618222256Z
 
 
@@ -57,8 +59,12 @@ def parse_datetime(series: pd.Series) -> pd.Series:
         warnings.simplefilter("ignore")
         out = pd.to_datetime(s.where(~compact), errors="coerce", format="mixed", utc=True)
         if compact.any():
-            out = out.where(~compact, pd.to_datetime(s.where(compact).str.strip().str[:14], format="%Y%m%d%H%M%S",
-                                                     errors="coerce", utc=True))
+            out = out.where(
+                ~compact,
+                pd.to_datetime(
+                    s.where(compact).str.strip().str[:14], format="%Y%m%d%H%M%S", errors="coerce", utc=True
+                ),
+            )
     return out.dt.tz_localize(None)
 
 

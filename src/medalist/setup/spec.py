@@ -69,7 +69,9 @@ class TargetTransform:
         """Submission-space target columns -> model-space Y of shape (n, k)."""
         missing = [c for c in self.columns if c not in target.columns]
         if missing:
-            raise CheckError(f"target map lacks columns {missing}; it must hold the submission's target columns")
+            raise CheckError(
+                f"target map lacks columns {missing}; it must hold the submission's target columns"
+            )
         t = target[self.columns]
         if self.kind == "multiclass":
             if self.output == "proba" or len(self.columns) > 1:

@@ -258,7 +258,9 @@ class RecipeFeatures:
         n_train_all = len(self.train)
         t = self._targets[train_idx]
         k = t.shape[1]
-        inner = KFold(n_splits=min(TE_INNER_FOLDS, max(2, len(train_idx))), shuffle=True, random_state=self._seed)
+        inner = KFold(
+            n_splits=min(TE_INNER_FOLDS, max(2, len(train_idx))), shuffle=True, random_state=self._seed
+        )
         inner_splits = list(inner.split(train_idx)) if len(train_idx) >= 2 else []
         prior = t.mean(axis=0) if len(t) else np.zeros(k)
         for col, codes in self._te_codes.items():
@@ -267,7 +269,9 @@ class RecipeFeatures:
             c_tr = c_all[train_idx]
             enc_tr = np.empty((len(train_idx), k), dtype=np.float32)
             for fit_rows, apply_rows in inner_splits:
-                enc_tr[apply_rows] = _smoothed_means(c_tr[fit_rows], t[fit_rows], c_tr[apply_rows], n_codes, prior)
+                enc_tr[apply_rows] = _smoothed_means(
+                    c_tr[fit_rows], t[fit_rows], c_tr[apply_rows], n_codes, prior
+                )
             if not inner_splits:
                 enc_tr[:] = _smoothed_means(c_tr, t, c_tr, n_codes, prior)
             enc_va = _smoothed_means(c_tr, t, c_all[valid_idx], n_codes, prior)
@@ -372,7 +376,9 @@ def recipes_for(data: TaskData) -> list[str]:
     return out
 
 
-def prepare_features(data: TaskData, recipe: str, modalities: tuple[str, ...], seed: int = 0) -> RecipeFeatures:
+def prepare_features(
+    data: TaskData, recipe: str, modalities: tuple[str, ...], seed: int = 0
+) -> RecipeFeatures:
     """Build the frames of ``recipe`` for a model that reads ``modalities`` (see the module docstring)."""
     if recipe not in _RECIPE_STEPS:
         raise InputError(f"unknown feature recipe {recipe!r}; choose one of {sorted(RECIPES)}")
@@ -425,7 +431,9 @@ def prepare_features(data: TaskData, recipe: str, modalities: tuple[str, ...], s
         text_all = pd.concat([data.train["text"], data.test["text"]], ignore_index=True)
         for col in text_all.columns:
             if "text" in modalities:
-                cols[f"txt__{col}"] = text_all[col].astype(object).where(text_all[col].notna(), "").astype(str)
+                cols[f"txt__{col}"] = (
+                    text_all[col].astype(object).where(text_all[col].notna(), "").astype(str)
+                )
             elif "tabular" in modalities:
                 cols.update(_text_stats(f"txt_{col}", text_all[col]))
     if "text" in modalities and both is not None:

@@ -81,7 +81,9 @@ class ExperimentSpec:
     def version(self) -> str:
         """Short stable hash of what defines the experiment (same spec -> same version)."""
         blob = json.dumps(
-            {"m": self.model, "p": self.params, "f": self.features, "s": self.seed}, sort_keys=True, default=str
+            {"m": self.model, "p": self.params, "f": self.features, "s": self.seed},
+            sort_keys=True,
+            default=str,
         )
         return hashlib.sha1(blob.encode()).hexdigest()[:8]
 

@@ -38,8 +38,12 @@ def read_sample(ws: Workspace, spec: TaskSpec) -> pd.DataFrame:
     path = ws.maps / SAMPLE_COPY
     if not path.exists():
         raise MedalistError(f"{path} is missing; rerun `medalist setup`")
-    return pd.read_csv(path, dtype={spec.id_column: str}, keep_default_na=False, na_values={
-        c: ["", "NA", "NaN", "nan"] for c in spec.target_columns})
+    return pd.read_csv(
+        path,
+        dtype={spec.id_column: str},
+        keep_default_na=False,
+        na_values={c: ["", "NA", "NaN", "nan"] for c in spec.target_columns},
+    )
 
 
 @dataclass
@@ -52,8 +56,9 @@ class Candidate:
     transform: dict | None = None
 
 
-def build_submission(ws: Workspace, data: TaskData, test_pred: np.ndarray,
-                     transform: TargetTransform | None = None) -> pd.DataFrame:
+def build_submission(
+    ws: Workspace, data: TaskData, test_pred: np.ndarray, transform: TargetTransform | None = None
+) -> pd.DataFrame:
     """Model-space test predictions -> a validated frame shaped like the sample submission."""
     spec = data.spec
     t = transform or data.transform
@@ -82,8 +87,9 @@ def write_candidate(ws: Workspace, data: TaskData, cand: Candidate) -> Path:
     frame = build_submission(ws, data, pred, transform)
     sample = read_sample(ws, data.spec)
     path = ws.submissions / f"{cand.name}.csv"
-    return write_submission(frame, path, sample, data.spec.id_column, data.spec.target_columns,
-                            transform or data.transform)
+    return write_submission(
+        frame, path, sample, data.spec.id_column, data.spec.target_columns, transform or data.transform
+    )
 
 
 def promote(ws: Workspace, data: TaskData, cand: Candidate, force: bool = False) -> bool:
@@ -91,9 +97,14 @@ def promote(ws: Workspace, data: TaskData, cand: Candidate, force: bool = False)
     metric = get_metric(data.spec.metric)
     chosen = ws.root / "chosen.json"
     current = json.loads(chosen.read_text()) if chosen.exists() else None
-    if current and not force and current.get("cv_score") is not None and cand.cv_score is not None:
-        if not metric.better(cand.cv_score, current["cv_score"]):
-            return False
+    if (
+        current
+        and not force
+        and current.get("cv_score") is not None
+        and cand.cv_score is not None
+        and not metric.better(cand.cv_score, current["cv_score"])
+    ):
+        return False
     path = write_candidate(ws, data, cand)
     tmp = ws.submission_csv.with_suffix(".csv.tmp")
     shutil.copyfile(path, tmp)

@@ -44,7 +44,9 @@ def sub_problems(y: np.ndarray, task: ModelTask) -> list[SubProblem]:
         return [SubProblem("regression", y[:, 0])]
     if task.kind == "regression":
         return [SubProblem("regression", y[:, j]) for j in range(y.shape[1])]
-    raise CheckError(f"unknown task kind {task.kind!r}; expected binary, multiclass, multilabel, regression or ordinal")
+    raise CheckError(
+        f"unknown task kind {task.kind!r}; expected binary, multiclass, multilabel, regression or ordinal"
+    )
 
 
 def tabular_only(X: pd.DataFrame) -> pd.DataFrame:
@@ -82,7 +84,7 @@ def holdout_rows(sp: SubProblem, seed: int, fraction: float = 0.1) -> tuple[np.n
             return np.sort(fit), np.sort(stop)
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
-    n_stop = max(1, int(round(fraction * n)))
+    n_stop = max(1, round(fraction * n))
     return np.sort(perm[n_stop:]), np.sort(perm[:n_stop])
 
 
@@ -90,7 +92,7 @@ def to_outputs(pred: np.ndarray, sp: SubProblem) -> np.ndarray:
     """Prediction of one sub-problem as columns: (n, 1) or (n, C)."""
     p = np.asarray(pred, dtype=float)
     if sp.kind == "multiclass":
-        return p.reshape(len(p), -1)
+        return p.reshape(len(p), sp.n_classes)
     return p.reshape(-1, 1)
 
 
@@ -128,7 +130,9 @@ def constant_prediction(sp: SubProblem, n: int) -> np.ndarray | None:
     return np.full((n, 1), float(values[0]) if len(values) else 0.0)
 
 
-def finish(p_valid: list[np.ndarray], p_test: list[np.ndarray], task: ModelTask) -> tuple[np.ndarray, np.ndarray]:
+def finish(
+    p_valid: list[np.ndarray], p_test: list[np.ndarray], task: ModelTask
+) -> tuple[np.ndarray, np.ndarray]:
     """Stack the sub-problems' columns and check the task's output shape."""
     pv = np.hstack(p_valid).astype(float)
     pt = np.hstack(p_test).astype(float)
@@ -212,7 +216,8 @@ class Family:
                 yv = None
                 if sv is not None:
                     yv = sv.y if present is None else np.searchsorted(present, sv.y)
-                    if present is not None:  # validation rows of classes unseen in training cannot guide stopping
+                    # validation rows of classes unseen in training cannot guide stopping
+                    if present is not None:
                         keep = np.isin(sv.y, present)
                         yv = np.where(keep, yv, -1)
                 pv, pt = self.fit_one(xtr, fit_sp, xva, xte, yv, full, seed, task)
@@ -223,7 +228,12 @@ class Family:
         return finish(p_valid, p_test, task)
 
     def encode(
-        self, X_train: pd.DataFrame, X_valid: pd.DataFrame, X_test: pd.DataFrame, params: dict[str, Any], seed: int
+        self,
+        X_train: pd.DataFrame,
+        X_valid: pd.DataFrame,
+        X_test: pd.DataFrame,
+        params: dict[str, Any],
+        seed: int,
     ) -> tuple[Any, Any, Any]:
         """Fit-on-train transformations shared by all sub-problems (default: none)."""
         return X_train, X_valid, X_test

@@ -184,7 +184,9 @@ class XGBFamily(Family):
         control = {"n_estimators", "early_stopping_rounds", "fixed_rounds"}
         lib = {k: v for k, v in params.items() if k not in control}
         lib.update(
-            objective={"binary": "binary:logistic", "multiclass": "multi:softprob"}.get(sp.kind, "reg:squarederror"),
+            objective={"binary": "binary:logistic", "multiclass": "multi:softprob"}.get(
+                sp.kind, "reg:squarederror"
+            ),
             eval_metric=_xgb_metric(sp, task),
             tree_method="hist",
             nthread=THREADS,
@@ -206,7 +208,9 @@ class XGBFamily(Family):
         def predict(X: pd.DataFrame) -> np.ndarray:
             if not len(X):
                 return np.empty((0, _width(sp)))
-            return booster.predict(xgb.DMatrix(X, enable_categorical=True, nthread=THREADS), iteration_range=rng)
+            return booster.predict(
+                xgb.DMatrix(X, enable_categorical=True, nthread=THREADS), iteration_range=rng
+            )
 
         return predict(X_valid), predict(X_test)
 
@@ -279,13 +283,12 @@ class CatBoostFamily(Family):
         def pool(X: pd.DataFrame, y: np.ndarray | None = None) -> Pool:
             return Pool(_categories_to_str(X, cats), y, cat_features=cats or None)
 
-        if sp.kind == "regression":
-            model = CatBoostRegressor(**lib)
-        else:
-            model = CatBoostClassifier(**lib)
+        model = CatBoostRegressor(**lib) if sp.kind == "regression" else CatBoostClassifier(**lib)
         kwargs: dict[str, Any] = {}
         if stopping:
-            kwargs.update(eval_set=pool(x_stop, y_stop), early_stopping_rounds=int(params["early_stopping_rounds"]))
+            kwargs.update(
+                eval_set=pool(x_stop, y_stop), early_stopping_rounds=int(params["early_stopping_rounds"])
+            )
         model.fit(pool(x_fit, y_fit), use_best_model=stopping, **kwargs)
 
         def predict(X: pd.DataFrame) -> np.ndarray:

@@ -58,7 +58,12 @@ class MLPFamily(Family):
         }
 
     def encode(
-        self, X_train: pd.DataFrame, X_valid: pd.DataFrame, X_test: pd.DataFrame, params: dict[str, Any], seed: int
+        self,
+        X_train: pd.DataFrame,
+        X_valid: pd.DataFrame,
+        X_test: pd.DataFrame,
+        params: dict[str, Any],
+        seed: int,
     ) -> tuple[Any, Any, Any]:
         """Impute + scale numerics (with missing indicators) and turn categories into codes 1..K (0 missing)."""
         from sklearn.impute import SimpleImputer
@@ -82,10 +87,16 @@ class MLPFamily(Family):
             if pipe is not None and n:
                 num = np.nan_to_num(pipe.transform(X[nums].astype("float64")).astype(np.float32))
             else:
-                width = pipe.transform(X_train[nums].iloc[:1].astype("float64")).shape[1] if pipe is not None else 0
+                width = (
+                    pipe.transform(X_train[nums].iloc[:1].astype("float64")).shape[1]
+                    if pipe is not None
+                    else 0
+                )
                 num = np.zeros((n, width), dtype=np.float32)
-            cat = np.stack([X[c].cat.codes.to_numpy().astype(np.int64) + 1 for c in cats], axis=1) if cats else (
-                np.zeros((n, 0), dtype=np.int64)
+            cat = (
+                np.stack([X[c].cat.codes.to_numpy().astype(np.int64) + 1 for c in cats], axis=1)
+                if cats
+                else (np.zeros((n, 0), dtype=np.int64))
             )
             return _Encoded(num, cat, cards)
 
@@ -137,8 +148,12 @@ class MLPFamily(Family):
         xn = torch.as_tensor(X_train.num[fit_rows])
         xc = torch.as_tensor(X_train.cat[fit_rows])
         yt = target(y[fit_rows])
-        opt = torch.optim.AdamW(net.parameters(), lr=float(params["lr"]), weight_decay=float(params["weight_decay"]))
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(2, int(params["patience"]) // 3))
+        opt = torch.optim.AdamW(
+            net.parameters(), lr=float(params["lr"]), weight_decay=float(params["weight_decay"])
+        )
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=max(2, int(params["patience"]) // 3)
+        )
         batch = int(params["batch_size"])
         epochs = int(params["max_epochs"]) if stop is not None else int(params["fixed_epochs"])
         best_loss, best_state, waited = float("inf"), None, 0
@@ -218,7 +233,12 @@ def _Net(n_num: int, cards: list[int], out_dim: int, params: dict[str, Any]) -> 
             hidden = int(params["hidden"])
             blocks: list[nn.Module] = []
             for _ in range(int(params["layers"])):
-                blocks += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.SiLU(), nn.Dropout(float(params["dropout"]))]
+                blocks += [
+                    nn.Linear(width, hidden),
+                    nn.BatchNorm1d(hidden),
+                    nn.SiLU(),
+                    nn.Dropout(float(params["dropout"])),
+                ]
                 width = hidden
             blocks.append(nn.Linear(width, out_dim))
             self.body = nn.Sequential(*blocks)

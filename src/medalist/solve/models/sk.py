@@ -30,12 +30,17 @@ def categories_as_strings(X: pd.DataFrame) -> pd.DataFrame:
 def numeric_scaler(kind: str, n_rows: int) -> Any:
     if kind == "quantile":
         return QuantileTransformer(
-            n_quantiles=max(10, min(1000, n_rows)), output_distribution="normal", subsample=100_000, random_state=0
+            n_quantiles=max(10, min(1000, n_rows)),
+            output_distribution="normal",
+            subsample=100_000,
+            random_state=0,
         )
     return StandardScaler()
 
 
-def tabular_preprocessor(X: pd.DataFrame, numeric: str = "standard", min_frequency: int = 5) -> ColumnTransformer:
+def tabular_preprocessor(
+    X: pd.DataFrame, numeric: str = "standard", min_frequency: int = 5
+) -> ColumnTransformer:
     """Impute (+ missing indicators) and scale numerics, one-hot categories (rare and unseen levels pooled)."""
     from sklearn.impute import SimpleImputer
 
@@ -99,7 +104,9 @@ class _SklearnFamily(Family):
             xtr, y = xtr.iloc[rows], y[rows]
         model = self.build(sp, params, xtr, seed)
         model.fit(xtr, y)
-        return _predict(model, self.transform_frame(X_valid), sp), _predict(model, self.transform_frame(X_test), sp)
+        return _predict(model, self.transform_frame(X_valid), sp), _predict(
+            model, self.transform_frame(X_test), sp
+        )
 
 
 def _predict(model: Any, X: pd.DataFrame, sp: SubProblem) -> np.ndarray:
@@ -130,7 +137,9 @@ class LinearFamily(_SklearnFamily):
         if sp.kind == "regression":
             est: Any = Ridge(alpha=float(params["alpha"]), random_state=seed)
         else:
-            est = LogisticRegression(C=float(params["C"]), max_iter=int(params["max_iter"]), random_state=seed)
+            est = LogisticRegression(
+                C=float(params["C"]), max_iter=int(params["max_iter"]), random_state=seed
+            )
         return make_pipeline(pre, est)
 
 
@@ -140,7 +149,13 @@ class KNNFamily(_SklearnFamily):
 
     def default_params(self, task: ModelTask, n_rows: int) -> dict[str, Any]:
         k = int(np.clip(round(np.sqrt(max(n_rows, 1)) / 2), 5, 50))
-        return {"n_neighbors": k, "weights": "distance", "p": 2, "numeric": "quantile", "max_train_rows": 100_000}
+        return {
+            "n_neighbors": k,
+            "weights": "distance",
+            "p": 2,
+            "numeric": "quantile",
+            "max_train_rows": 100_000,
+        }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
         return {

@@ -58,14 +58,21 @@ class TfidfLinearFamily(Family):
         return X
 
     def encode(
-        self, X_train: pd.DataFrame, X_valid: pd.DataFrame, X_test: pd.DataFrame, params: dict[str, Any], seed: int
+        self,
+        X_train: pd.DataFrame,
+        X_valid: pd.DataFrame,
+        X_test: pd.DataFrame,
+        params: dict[str, Any],
+        seed: int,
     ) -> tuple[Any, Any, Any]:
         """Fit the vectorisers on the training rows once for all sub-problems."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         texts = text_columns(X_train)
         if not texts:
-            raise CheckError("tfidf_linear needs text columns (txt__*); prepare features with modality 'text'")
+            raise CheckError(
+                "tfidf_linear needs text columns (txt__*); prepare features with modality 'text'"
+            )
         blocks: list[tuple[Any, Any, Any]] = []
         min_df = int(params["min_df"]) if len(X_train) >= 50 else 1
         for col in texts:
@@ -94,7 +101,9 @@ class TfidfLinearFamily(Family):
                 )
             for vec in vecs:
                 tr = vec.fit_transform(X_train[col].astype(str))
-                blocks.append((tr, vec.transform(X_valid[col].astype(str)), vec.transform(X_test[col].astype(str))))
+                blocks.append(
+                    (tr, vec.transform(X_valid[col].astype(str)), vec.transform(X_test[col].astype(str)))
+                )
         tab = tabular_only(X_train)
         if params["use_tabular"] and tab.shape[1]:
             pre = tabular_preprocessor(categories_as_strings(tab))

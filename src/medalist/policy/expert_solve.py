@@ -1,0 +1,163 @@
+"""The expert's solve schedule: baselines of several families, feature variants of the best GBDT, a tuning
+run, then diversity (other GBDTs on the best recipe, more seeds). Deterministic given the ledger."""
+
+from __future__ import annotations
+
+from medalist.policy.base import Proposal, SolveState
+from medalist.solve.types import ExperimentSpec
+
+GBDTS = ("lgbm", "catboost", "xgb")
+# Order of first experiments per input modality: cheap and strong first.
+BASELINES = {
+    "tabular": ("lgbm", "catboost", "xgb", "linear", "et", "mlp", "knn", "rf"),
+    "text": ("tfidf_linear", "nbsvm", "st_embed_lr", "lgbm", "transformer_ft"),
+    "image": ("img_embed_lgbm", "cnn", "fusion"),
+}
+# Rough cost relative to a LightGBM baseline, until a family has been measured.
+COST = {
+    "lgbm": 1.0,
+    "xgb": 1.5,
+    "catboost": 3.0,
+    "linear": 0.7,
+    "knn": 0.6,
+    "rf": 1.5,
+    "et": 1.2,
+    "mlp": 3.0,
+    "tfidf_linear": 2.0,
+    "nbsvm": 2.0,
+    "st_embed_lr": 4.0,
+    "transformer_ft": 30.0,
+    "cnn": 10.0,
+    "img_embed_lgbm": 3.0,
+    "fusion": 12.0,
+}
+
+
+class ExpertSolver:
+    """Chooses the next experiment from the ledger's state."""
+
+    name = "expert"
+
+    def __init__(self, tune_share: float = 0.35, seeds: int = 3) -> None:
+        self.tune_share = tune_share
+        self.seeds = seeds
+
+    def propose(self, state: SolveState) -> list[Proposal]:
+        tried = {r.name for r in state.done} | {r.name for r in state.failed}
+        for step in (self._baselines, self._recipes, self._tune, self._diversity):
+            for p in step(state):
+                if _name(p) in tried or (p.kind == "tune" and _tuned(state, p)):
+                    continue
+                if self._estimate(state, p) <= state.time_left:
+                    return [p]
+        return []
+
+    # ------------------------------------------------------------------ phases
+    def _baselines(self, state: SolveState) -> list[Proposal]:
+        order: list[str] = []
+        for modality in ("text", "image", "tabular"):
+            if modality in state.modalities:
+                order += [m for m in BASELINES[modality] if m not in order]
+        out = []
+        for model in order:
+            if model not in state.models or not self._fits_size(state, model):
+                continue
+            out.append(Proposal("spec", model=model, features="base", why="baseline of a model family"))
+        return out
+
+    def _recipes(self, state: SolveState) -> list[Proposal]:
+        family = self._best_family(state, GBDTS)
+        if family is None:
+            return []
+        return [
+            Proposal("spec", model=family, features=r, why=f"feature recipe {r!r} on the best GBDT")
+            for r in state.recipes
+            if r != "base"
+        ]
+
+    def _tune(self, state: SolveState) -> list[Proposal]:
+        best = self._best(state, GBDTS) or self._best(state, None)
+        if best is None or state.time_left < 45:
+            return []
+        seconds = max(30.0, self.tune_share * state.time_left)
+        return [
+            Proposal(
+                "tune",
+                model=best.model,
+                features=best.features,
+                tune_seconds=seconds,
+                why=f"tune {best.model} on recipe {best.features!r}",
+                parent=best.name,
+            )
+        ]
+
+    def _diversity(self, state: SolveState) -> list[Proposal]:
+        best = self._best(state, GBDTS)
+        if best is None:
+            return []
+        out = [
+            Proposal("spec", model=m, features=best.features, why="another GBDT on the best recipe")
+            for m in GBDTS
+            if m != best.model and m in state.models
+        ]
+        params = dict(best.params) if best.note.startswith("hpo") else {}
+        out += [
+            Proposal(
+                "spec",
+                model=best.model,
+                features=best.features,
+                params=params,
+                seed=s,
+                why="another seed of the best",
+                parent=best.name,
+            )
+            for s in range(1, self.seeds)
+        ]
+        return out
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _fits_size(state: SolveState, model: str) -> bool:
+        cells = state.n_train * max(1, sum(state.n_columns.values()))
+        if model == "knn":
+            return cells < 5_000_000
+        if model == "rf":
+            return state.n_train < 200_000
+        return True
+
+    @staticmethod
+    def _best(state: SolveState, families: tuple[str, ...] | None):
+        pool = [r for r in state.done if r.cv_score is not None and (families is None or r.model in families)]
+        if not pool:
+            return None
+        return (min if state.lower_is_better else max)(pool, key=lambda r: r.cv_score)
+
+    def _best_family(self, state: SolveState, families: tuple[str, ...]) -> str | None:
+        best = self._best(state, families)
+        return best.model if best else None
+
+    @staticmethod
+    def _estimate(state: SolveState, p: Proposal) -> float:
+        if p.kind == "tune":
+            return p.tune_seconds
+        own = [r.seconds for r in state.done if r.model == p.model]
+        if own:
+            base = sum(own) / len(own)
+            return base * (1.5 if p.features in ("rich", "interactions", "target_enc") else 1.0)
+        lgbm = [r.seconds for r in state.done if r.model == "lgbm"]
+        if lgbm:
+            return COST.get(p.model, 2.0) * sum(lgbm) / len(lgbm)
+        measured = [r.seconds / COST.get(r.model, 2.0) for r in state.done]
+        if measured:
+            return COST.get(p.model, 2.0) * sum(measured) / len(measured)
+        return 0.0  # nothing measured yet: try it, the runner's time limit protects the budget
+
+
+def _name(p: Proposal) -> str:
+    if p.kind == "script":
+        return p.name
+    return ExperimentSpec(p.model, dict(p.params), p.features, p.seed).name
+
+
+def _tuned(state: SolveState, p: Proposal) -> bool:
+    return any(r.note.startswith("hpo") and r.model == p.model for r in state.done + state.failed)

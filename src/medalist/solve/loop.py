@@ -1,0 +1,213 @@
+"""The solve loop: ask the policy for the next experiment, run it on the shared folds, keep the best
+submission on disk, until the policy is done or the time is up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medalist.policy.base import Proposal, SolvePolicy, SolveState
+from medalist.setup.data import TaskData
+from medalist.solve.ledger import Ledger
+from medalist.solve.runner import run_experiment
+from medalist.solve.types import ExperimentRecord, ExperimentSpec, FoldFeatures, ModelTask
+from medalist.workspace import Workspace
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+class PriorFamily:
+    """The training prior (class shares or target mean): the floor every model must beat."""
+
+    name = "prior"
+    modalities = ("tabular", "text", "image")
+
+    def available(self) -> str | None:
+        return None
+
+    def default_params(self, task: ModelTask, n_rows: int) -> dict[str, Any]:
+        return {}
+
+    def search_space(self, task: ModelTask) -> dict[str, Any]:
+        return {}
+
+    def fit_predict(self, X_train, y_train, X_valid, X_test, params, task, seed, **_: Any):
+        y = np.asarray(y_train, dtype=float)
+        if task.kind == "multiclass":
+            prior = np.bincount(y[:, 0].astype(int), minlength=task.n_outputs) / len(y)
+        else:
+            prior = y.mean(axis=0)
+        return np.tile(prior, (len(X_valid), 1)), np.tile(prior, (len(X_test), 1))
+
+
+class _NoFeatures:
+    """Row placeholders for the prior (it reads no inputs)."""
+
+    def __init__(self, n_train: int, n_test: int) -> None:
+        self.n_train, self.n_test = n_train, n_test
+
+    def split(self, train_idx: np.ndarray, valid_idx: np.ndarray):
+        return (
+            pd.DataFrame(index=range(len(train_idx))),
+            pd.DataFrame(index=range(len(valid_idx))),
+            pd.DataFrame(index=range(self.n_test)),
+        )
+
+
+@dataclass
+class SolveLoop:
+    """Runs proposals from a policy until it stops proposing or the deadline passes."""
+
+    ws: Workspace
+    data: TaskData
+    folds: np.ndarray
+    ledger: Ledger
+    policy: SolvePolicy
+    deadline: float  # time.monotonic() value
+    on_event: Event = lambda kind, info: None
+    on_record: Callable[[ExperimentRecord], None] = lambda rec: None
+    tune_engine: str = "optuna"
+    _features: dict[tuple[str, tuple[str, ...]], FoldFeatures] = field(default_factory=dict)
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def run_prior(self) -> ExperimentRecord:
+        """The prior as an experiment: a valid first submission within seconds."""
+        rec = run_experiment(
+            self.ws,
+            self.data,
+            self.folds,
+            ExperimentSpec("prior", note="training prior"),
+            self.ledger,
+            family=PriorFamily(),
+            features=_NoFeatures(self.data.n_train, self.data.n_test),
+        )
+        self.on_record(rec)
+        return rec
+
+    def run(self) -> None:
+        started_total = self.time_left()
+        from medalist.solve.features import recipes_for
+        from medalist.solve.models import available_models
+
+        models = available_models(tuple(self.data.spec.modalities))
+        recipes = recipes_for(self.data)
+        while self.time_left() > 2:
+            state = self._state(models, recipes, started_total)
+            proposals = self.policy.propose(state)
+            if not proposals:
+                self.on_event("solve_done", {"reason": "the policy has nothing more to try"})
+                return
+            for p in proposals:
+                if self.time_left() <= 2:
+                    break
+                self._run(p)
+        self.on_event("solve_done", {"reason": "time budget reached"})
+
+    # ------------------------------------------------------------------ one proposal
+    def _run(self, p: Proposal) -> None:
+        self.on_event("proposal", {"kind": p.kind, "model": p.model, "features": p.features, "why": p.why})
+        if p.kind == "tune":
+            self._tune(p)
+            return
+        if p.kind == "script":
+            from medalist.solve.contract import run_script
+
+            rec = run_script(
+                self.ws,
+                self.data,
+                self.folds,
+                p.code,
+                self.ledger,
+                name=p.name,
+                timeout=max(10.0, self.time_left()),
+                memory_mb=8192,
+            )
+            self.on_record(rec)
+            return
+        spec = ExperimentSpec(p.model, dict(p.params), p.features, p.seed, parent=p.parent, note=p.why)
+        self._run_spec(spec)
+
+    def _run_spec(self, spec: ExperimentSpec) -> ExperimentRecord:
+        from medalist.solve.models import get_model
+
+        family = get_model(spec.model)
+        key = (spec.features, tuple(family.modalities))
+        if key not in self._features:
+            from medalist.solve.features import prepare_features
+
+            self._features[key] = prepare_features(self.data, spec.features, tuple(family.modalities))
+        self.on_event("experiment_start", {"name": spec.name, "model": spec.model, "features": spec.features})
+        rec = run_experiment(
+            self.ws,
+            self.data,
+            self.folds,
+            spec,
+            self.ledger,
+            family=family,
+            features=self._features[key],
+            time_limit=max(1.0, self.time_left()),
+        )
+        self.on_record(rec)
+        return rec
+
+    def _tune(self, p: Proposal) -> None:
+        from medalist.solve.models import get_model
+        from medalist.solve.runner import model_task
+        from medalist.solve.tuning import tune
+
+        family = get_model(p.model)
+        space = family.search_space(model_task(self.data))
+        if not space:
+            return
+        budget = min(p.tune_seconds, max(0.0, self.time_left()))
+        worst = float("inf") if self.data.spec.lower_is_better else float("-inf")
+
+        def objective(params: dict[str, Any]) -> float:
+            spec = ExperimentSpec(
+                p.model, params, p.features, p.seed, parent=p.parent, note=f"hpo {self.tune_engine}"
+            )
+            rec = self._run_spec(spec)
+            return rec.cv_score if rec.status == "done" and rec.cv_score is not None else worst
+
+        result = tune(
+            objective,
+            space,
+            engine=self.tune_engine,
+            lower_is_better=self.data.spec.lower_is_better,
+            time_budget=budget,
+            seed=p.seed,
+        )
+        self.on_event(
+            "tuned", {"model": p.model, "best_score": result.best_score, "trials": len(result.history)}
+        )
+
+    def _state(self, models: list[str], recipes: list[str], total: float) -> SolveState:
+        records = self.ledger.records(status=None)
+        done = [
+            r for r in records if r.status == "done" and r.kind in ("model", "script") and r.model != "prior"
+        ]
+        failed = [r for r in records if r.status == "failed"]
+        spec = self.data.spec
+        return SolveState(
+            task_kind=self.data.transform.kind,
+            metric=spec.metric,
+            lower_is_better=spec.lower_is_better,
+            n_train=self.data.n_train,
+            n_test=self.data.n_test,
+            modalities=list(spec.modalities),
+            n_columns={m: self.data.train[m].shape[1] for m in spec.modalities},
+            models=models,
+            recipes=recipes,
+            done=done,
+            failed=failed,
+            time_left=self.time_left(),
+            time_total=total,
+            ledger_summary=self.ledger.summary(15, spec.lower_is_better),
+        )
