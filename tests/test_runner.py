@@ -136,7 +136,7 @@ def test_failures_are_recorded_and_retried(titanic):
         features=feats,
         time_limit=0.5,
     )
-    assert slow.status == "failed" and slow.error.startswith("time limit") and "fold 2/5" in slow.error
+    assert slow.status == "failed" and slow.error.startswith("time limit") and "after fold 1/5" in slow.error
     unknown = run_experiment(ws, data, folds, ExperimentSpec("no_such_model"), led, features=feats)
     assert unknown.status == "failed" and "no_such_model" in unknown.error
     good = run_experiment(ws, data, folds, spec, led, family=LinearFamily(), features=feats)

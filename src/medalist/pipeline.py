@@ -131,6 +131,7 @@ def _run(
             if promote(ws, data, candidate_of(rec), force=chosen(ws) is None):
                 if result.first_submission_seconds is None:
                     result.first_submission_seconds = time.monotonic() - t0
+                    ws.log_event("run", {"event": "first_submission", "seconds": result.first_submission_seconds})
                 emit("submission", {"name": rec.name, "cv": rec.cv_score})
         elif rec.status == "failed":
             emit("experiment_failed", {"name": rec.name, "error": rec.error})
@@ -148,8 +149,6 @@ def _run(
         tune_engine=tune_engine,
     )
     on_record(loop.run_prior())
-    if chosen(ws) and result.first_submission_seconds is None:
-        result.first_submission_seconds = time.monotonic() - t0
     emit("stage", {"name": "solve"})
     loop.run()
     emit("stage", {"name": "ensemble"})

@@ -6,6 +6,10 @@ Each ensemble is an experiment like any other: arrays ``train_oof_<MODEL>_<VERSI
 whose ``params`` hold the members, the weights, the method, the post-processing and, under
 ``transform``, the TargetTransform to decode this ensemble's predictions with. The version is a hash of
 the member names and the method, so a second run over the same members retrains nothing.
+
+A distilled student (kind ``distill``) is recorded with ``cv_score`` None: its OOF score cannot be
+estimated honestly from the ledger (its soft targets come from base models that saw every other fold),
+so it is kept in ``params["oof_score_optimistic"]`` and the student never wins a CV-based choice.
 """
 
 from __future__ import annotations
@@ -70,7 +74,9 @@ def select_members(
             dropped[rec.name] = f"arrays unreadable: {e}"
             continue
         if oof.shape != (data.n_train, k) or test.shape != (data.n_test, k):
-            dropped[rec.name] = f"shapes {oof.shape} / {test.shape}; need ({data.n_train}, {k}) / ({data.n_test}, {k})"
+            dropped[rec.name] = (
+                f"shapes {oof.shape} / {test.shape}; need ({data.n_train}, {k}) / ({data.n_test}, {k})"
+            )
             continue
         if not (np.isfinite(oof[rows]).all() and np.isfinite(test).all()):
             dropped[rec.name] = "non-finite predictions"
@@ -137,7 +143,12 @@ def build_ensembles(
     members, dropped = select_members(records, data, folds, scorer, top_k)
     ws.log_event(
         "ensemble",
-        {"event": "members", "members": [m.name for m in members], "dropped": dropped, "n_records": len(records)},
+        {
+            "event": "members",
+            "members": [m.name for m in members],
+            "dropped": dropped,
+            "n_records": len(records),
+        },
     )
     if len(members) < min_models:
         ws.log_event("ensemble", {"event": "skip", "why": f"{len(members)} usable members < {min_models}"})
@@ -172,7 +183,9 @@ def build_ensembles(
         else:
             estimate = 0.0
         if time.monotonic() + estimate > deadline:
-            ws.log_event("ensemble", {"event": "skip", "name": name, "why": "time budget", "estimate": estimate})
+            ws.log_event(
+                "ensemble", {"event": "skip", "name": name, "why": "time budget", "estimate": estimate}
+            )
             continue
         rec = ExperimentRecord(
             name=name,
@@ -206,14 +219,17 @@ def _run_and_record(
     scorer: Scorer,
     names: list[str],
     members: list[Member],
+    teacher_transform: dict[str, Any] | None = None,
 ) -> ExperimentRecord | None:
+    """Run one ensemble and record it. With ``teacher_transform`` (a distilled student) nothing is
+    post-processed, the student decodes like its teacher and the record carries no cv_score: its OOF
+    score is optimistic (see :mod:`medalist.ensemble.distill`) and is kept in params only."""
     rec = ledger.begin(rec)
     if rec.status == "done":
         return rec
     start = time.monotonic()
     try:
         res = run()
-        pp = fit_postprocess(res.oof, folds, scorer)
         write_npy_atomic(ws.oof_path(rec.model, rec.version), res.oof)
         write_npy_atomic(ws.test_path(rec.model, rec.version), res.test)
         params: dict[str, Any] = {
@@ -222,20 +238,28 @@ def _run_and_record(
             "members": names,
             "member_scores": {m.name: m.score for m in members},
             "weights": res.weights,
-            "raw_cv_score": res.cv_score,
             "insample_score": res.insample_score,
-            "postprocess": pp.to_dict(),
-            "transform": pp.transform.to_dict(),
             **res.info,
         }
+        if teacher_transform is None:
+            pp = fit_postprocess(res.oof, folds, scorer)
+            params.update(
+                raw_cv_score=res.cv_score, postprocess=pp.to_dict(), transform=pp.transform.to_dict()
+            )
+            cv_score: float | None = pp.score
+            fold_scores = [float(s) for s in pp.fold_scores]
+        else:
+            params.update(
+                oof_score_optimistic=res.cv_score,
+                oof_fold_scores_optimistic=res.fold_scores,
+                transform=teacher_transform,
+                postprocess={"kind": "teacher", "kept": False},
+            )
+            cv_score, fold_scores = None, []
         done = replace(
-            rec,
-            params=params,
-            cv_score=pp.score,
-            fold_scores=[float(s) for s in pp.fold_scores],
-            seconds=time.monotonic() - start,
+            rec, params=params, cv_score=cv_score, fold_scores=fold_scores, seconds=time.monotonic() - start
         )
-        ledger.finish(done)
+        done = ledger.finish(done)
         ws.log_event("ensemble", {"event": "done", "name": rec.name, "cv_score": done.cv_score})
         return done
     except Exception as e:  # one ensemble failing must not stop the others; the ledger keeps the error
@@ -298,4 +322,5 @@ def _distill_best(
         scorer,
         names,
         members,
+        teacher_transform=teacher.params.get("transform") or scorer.transform.to_dict(),
     )

@@ -102,7 +102,9 @@ class Combiner(Protocol):
 
     name: str
 
-    def fit(self, oofs: Sequence[np.ndarray], rows: np.ndarray, folds: np.ndarray, scorer: Scorer) -> Fitted: ...
+    def fit(
+        self, oofs: Sequence[np.ndarray], rows: np.ndarray, folds: np.ndarray, scorer: Scorer
+    ) -> Fitted: ...
 
 
 @dataclass
@@ -136,7 +138,9 @@ def validated_rows(folds: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.asarray(folds) >= 0)
 
 
-def ensemble_splits(folds: np.ndarray, rows: np.ndarray | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+def ensemble_splits(
+    folds: np.ndarray, rows: np.ndarray | None = None
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(fold, fit rows, predict rows) over validated ``rows``: each fold is predicted by the other folds.
 
     Time-ordered fold layouts are treated the same way (the base OOFs hold no time order to leak; a
@@ -229,7 +233,9 @@ def check_inputs(oofs: Sequence[np.ndarray], tests: Sequence[np.ndarray] | None,
             raise CheckError(f"{len(oofs)} OOF arrays but {len(tests)} test arrays")
         for i, t in enumerate(tests):
             if t.ndim != 2 or t.shape[1] != k:
-                raise CheckError(f"base test predictions #{i} have shape {t.shape}; this task needs (n_test, {k})")
+                raise CheckError(
+                    f"base test predictions #{i} have shape {t.shape}; this task needs (n_test, {k})"
+                )
 
 
 def with_transform(t: TargetTransform, **changes: Any) -> TargetTransform:

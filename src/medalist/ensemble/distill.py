@@ -4,9 +4,14 @@ Soft targets live in an unbounded space so any regressor can fit them: logits fo
 row-centred log-probabilities for multiclass, the values themselves for regression / ordinal. Training
 uses the saved folds: the model that predicts fold ``f`` fits the ensemble's OOF of the other folds'
 rows (plus, optionally, the ensemble's test predictions as pseudo-targets on the test rows); the test
-prediction is the fold models' mean. The true labels are never read, so the OOF score is that of a
-single model that imitates the ensemble (slightly optimistic: the ensemble's OOF on other folds came
-from base models that saw fold ``f``).
+prediction is the fold models' mean. The true labels are never read directly.
+
+The student's OOF score is NOT an honest estimate, and can be far off: the ensemble's OOF of a row in
+fold ``g`` came from base models trained on every other fold, fold ``f`` included, so a student that
+fits those soft targets on the raw features learns fold ``f``'s labels through the rows near them
+(and likewise through the test pseudo-targets). Under a shuffled target a student scores well above
+chance (see tests/test_ensemble.py). An honest estimate would need base models refitted without each
+fold, which the ledger does not hold; so the ledger records a student without a CV score.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from medalist.solve.types import FoldFeatures
 SOFT_EPS = 1e-5
 
 # (X_fit, Z_fit (n, m) soft targets, X_valid, X_test, seed) -> (Z_valid, Z_test)
-DistillFn = Callable[[pd.DataFrame, np.ndarray, pd.DataFrame, pd.DataFrame, int], tuple[np.ndarray, np.ndarray]]
+DistillFn = Callable[
+    [pd.DataFrame, np.ndarray, pd.DataFrame, pd.DataFrame, int], tuple[np.ndarray, np.ndarray]
+]
 
 
 def to_soft(pred: np.ndarray, kind: str) -> np.ndarray:

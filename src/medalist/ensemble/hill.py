@@ -39,19 +39,19 @@ def hill_climb(
     if m == 0:
         raise ValueError("hill_climb needs at least one prediction array")
 
-    def better(a: float, b: float) -> bool:
+    def better(a: float, b: float, margin: float = 0.0) -> bool:
         if not np.isfinite(a):
             return False
         if not np.isfinite(b):
             return True
-        return a < b - tol if lower_is_better else a > b + tol
+        return a < b - margin if lower_is_better else a > b + margin
 
     counts = np.zeros(m)
     if init_best:
         singles = [score_fn(a) for a in arrays]
         best = 0
         for j in range(1, m):
-            if better(singles[j], singles[best]) or (not np.isfinite(singles[best]) and np.isfinite(singles[j])):
+            if better(singles[j], singles[best]):
                 best = j
         counts[best] = 1
         total = arrays[best].copy()
@@ -67,7 +67,7 @@ def hill_climb(
         for i in range(1, m):
             if better(scores[i], scores[j]):
                 j = i
-        if not better(scores[j], current):
+        if not better(scores[j], current, tol):
             break
         counts[j] += 1
         total += arrays[j]

@@ -134,8 +134,8 @@ class LinearStacker:
 class LGBMStacker:
     """A small, shallow, strongly regularised LightGBM on the raw base predictions."""
 
-    n_estimators: int = 250
-    learning_rate: float = 0.03
+    n_estimators: int = 150
+    learning_rate: float = 0.05
     num_leaves: int = 7
     max_depth: int = 3
     min_child_samples: int = 50
@@ -203,7 +203,9 @@ class MultiLevelStacker:
     level 2 on those inner OOFs, and predicts new rows with the inner fold models' mean. Wrapped in
     :func:`cross_fit`, the outer fold's rows never reach either level."""
 
-    level1: tuple[Combiner, ...] = field(default_factory=lambda: (LinearStacker(), LGBMStacker(), HillClimb()))
+    level1: tuple[Combiner, ...] = field(
+        default_factory=lambda: (LinearStacker(), LGBMStacker(), HillClimb())
+    )
     level2: Combiner = field(default_factory=HillClimb)
     name: str = "multi"
 

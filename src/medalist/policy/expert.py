@@ -103,6 +103,11 @@ class ExpertPolicy:
         if path_cols and not image:
             image = {"by": "column", "column": path_cols[0]}
         order = [m for m in ("tabular", "text", "image") if m in inputs]
+        if not order:
+            raise CheckError(
+                "train and test share no usable input column and no image files are keyed by the ids: "
+                f"train has {list(train.columns)[:8]}, test has {list(test.columns)[:8] if test is not None else []}"
+            )
         return {"files": files, "inputs": order, "image": image, "id_column": id_column}
 
     def _file_roles(self, comp: Competition) -> dict[str, str | None]:
@@ -133,22 +138,17 @@ class ExpertPolicy:
         return {"train": train, "test": test, "sample_submission": sample, "train_labels": labels}
 
     def _id_column(self, train: pd.DataFrame, test: pd.DataFrame | None, sample: pd.DataFrame) -> str:
-        """The sample submission column that identifies test rows."""
-        candidates = [c for c in sample.columns if test is not None and c in test.columns]
-        if not candidates:
-            candidates = [
-                c for c in sample.columns if c in train.columns and c not in self._label_like(sample)
-            ]
-        if not candidates:
+        """The sample submission column that identifies test rows (it must also be in the test table)."""
+        if test is None:
             return str(sample.columns[0])
-        ref = test if test is not None else sample
-        return str(
-            max(candidates, key=lambda c: (round(uniqueness(ref[c]), 2), -list(sample.columns).index(c)))
-        )
-
-    @staticmethod
-    def _label_like(sample: pd.DataFrame) -> list[str]:
-        return list(sample.columns[1:])
+        candidates = [c for c in sample.columns if c in test.columns]
+        if not candidates:
+            rows = f"; it has {len(sample)} rows and the test table {len(test)}" if len(sample) != len(test) else ""
+            raise CheckError(
+                f"the sample submission's columns {list(sample.columns)[:6]} include no id column of the test "
+                f"table{rows}: the sample must name each test row by an id the test table holds"
+            )
+        return str(max(candidates, key=lambda c: (round(uniqueness(test[c]), 2), -list(sample.columns).index(c))))
 
     # ------------------------------------------------------------------ plan
     def plan(self, ctx: StageContext) -> dict[str, Any]:

@@ -229,7 +229,7 @@ class StageMachine:
                         policy.name,
                         usage.prompt_tokens,
                         usage.completion_tokens,
-                        fallback=fallback_note,
+                        fallback=fallback_note or usage.fallback,
                         rollback_from=rollback_from,
                     )
                 )

@@ -53,6 +53,18 @@ class _Roles:
 
 def _canon(values: pd.Series) -> pd.Series:
     """Values as canonical strings (1, 1.0 and '1' agree), NaN kept."""
+    present = values.notna()
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        v = values.astype("float64")
+        out = pd.Series(np.nan, index=values.index, dtype=object)
+        kept = v[present]
+        if np.all(np.mod(kept.to_numpy(), 1) == 0):
+            out[present] = kept.astype(np.int64).astype(str).to_numpy()
+        else:
+            out[present] = [str(int(x)) if float(x).is_integer() else repr(float(x)) for x in kept]
+        return out
+    if pd.api.types.is_string_dtype(values) and values.dtype != object:
+        return values.astype(object).where(present, np.nan)
 
     def one(v: object) -> object:
         if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
@@ -118,9 +130,9 @@ def _datetime_parts(name: str, s: pd.Series) -> dict[str, pd.Series]:
         f"{name}__year": dt.dt.year,
         f"{name}__month": dt.dt.month,
         f"{name}__day": dt.dt.day,
-        f"{name}__dayofweek": dt.dt.dayofweek,
+        f"{name}__dayofweek": dt.dt.day_of_week,
         f"{name}__hour": dt.dt.hour,
-        f"{name}__dayofyear": dt.dt.dayofyear,
+        f"{name}__dayofyear": dt.dt.day_of_year,
         f"{name}__elapsed": elapsed,
     }
     return {k: v.astype("float32") for k, v in parts.items()}
@@ -399,7 +411,9 @@ def prepare_features(
             elif col in roles.categorical:
                 canon = _canon(s)
                 cats = sorted(canon.iloc[:n_train].dropna().unique())
-                cols[col] = pd.Series(pd.Categorical(canon, categories=cats), index=both.index)
+                cols[col] = pd.Series(
+                    pd.Categorical(canon.where(canon.isin(cats)), categories=cats), index=both.index
+                )
             elif col in roles.high_card:
                 cols[f"{col}__count"] = _counts(_canon(s))
             elif col in roles.datetime:

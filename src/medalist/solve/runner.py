@@ -9,7 +9,8 @@ predicts them and their OOF value is the mean of those predictions. They were in
 rows, so those values are in-sample: scores leave them out, and so must anything fitted on OOF arrays
 (ensembles use ``folds >= 0``).
 
-``time_limit`` is checked between folds (a fold in progress is not interrupted; scripts run in a
+``time_limit`` is checked between folds: the experiment stops before a fold that, at the pace of the
+folds so far, would end past the limit (a fold in progress is not interrupted; scripts run in a
 subprocess for hard limits, see :mod:`medalist.solve.contract`).
 """
 
@@ -132,9 +133,11 @@ def _fit_folds(
     splits = fold_splits(folds)
     for i, (f, train_idx, valid_idx) in enumerate(splits):
         elapsed = time.monotonic() - t0
-        if time_limit is not None and i > 0 and elapsed > time_limit:
+        # Stop before a fold that would, at the pace so far, end past the limit.
+        if time_limit is not None and i > 0 and elapsed * (i + 1) / i > time_limit:
             raise TimeLimitError(
-                f"time limit: stopped after fold {i}/{len(splits)} ({elapsed:.1f}s of {time_limit:g}s)"
+                f"time limit: stopped after fold {i}/{len(splits)} ({elapsed:.1f}s so far, "
+                f"{time_limit:g}s allowed, about {elapsed / i:.1f}s per fold)"
             )
         rows = np.concatenate([valid_idx, unvalidated])
         X_tr, X_va, X_te = features.split(train_idx, rows)

@@ -41,7 +41,8 @@ def get_model(name: str) -> ModelFamily:
 
 
 def available_models(modalities: tuple[str, ...] | list[str]) -> list[str]:
-    """Families usable here (packages installed) that read one of the task's input ``modalities``."""
+    """Families usable here (packages / weights present) whose primary (first) modality is among the task's
+    input ``modalities``."""
     present = set(modalities)
     out = []
     for name in MODEL_NAMES:

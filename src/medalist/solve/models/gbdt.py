@@ -13,10 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medalist.solve.models.base import Family, SubProblem, category_columns, stopping_set
+from medalist.solve.models.base import Family, SubProblem, category_columns, stopping_set, threads_for
 from medalist.solve.types import ModelTask
-
-THREADS = 2
 
 
 def _size_defaults(n_rows: int) -> dict[str, Any]:
@@ -52,6 +50,7 @@ class LGBMFamily(Family):
             "n_estimators": 2000,
             "early_stopping_rounds": 100,
             "fixed_rounds": d["fixed_rounds"],
+            "n_threads": threads_for(n_rows),
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
@@ -80,12 +79,12 @@ class LGBMFamily(Family):
     ) -> tuple[np.ndarray, np.ndarray]:
         import lightgbm as lgb
 
-        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds"}
+        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds", "n_threads"}
         lib = {k: v for k, v in params.items() if k not in control}
         lib.update(
             objective=_lgb_objective(sp),
             metric=_lgb_metric(sp, task),
-            num_threads=THREADS,
+            num_threads=int(params["n_threads"]),
             verbose=-1,
             seed=seed,
             deterministic=True,
@@ -155,6 +154,7 @@ class XGBFamily(Family):
             "n_estimators": 2000,
             "early_stopping_rounds": 100,
             "fixed_rounds": d["fixed_rounds"],
+            "n_threads": threads_for(n_rows),
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
@@ -181,7 +181,7 @@ class XGBFamily(Family):
     ) -> tuple[np.ndarray, np.ndarray]:
         import xgboost as xgb
 
-        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds"}
+        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds", "n_threads"}
         lib = {k: v for k, v in params.items() if k not in control}
         lib.update(
             objective={"binary": "binary:logistic", "multiclass": "multi:softprob"}.get(
@@ -189,18 +189,18 @@ class XGBFamily(Family):
             ),
             eval_metric=_xgb_metric(sp, task),
             tree_method="hist",
-            nthread=THREADS,
+            nthread=int(params["n_threads"]),
             seed=seed,
             verbosity=0,
         )
         if sp.kind == "multiclass":
             lib["num_class"] = sp.n_classes
         x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
-        dfit = xgb.DMatrix(x_fit, y_fit, enable_categorical=True, nthread=THREADS)
+        dfit = xgb.DMatrix(x_fit, y_fit, enable_categorical=True, nthread=int(params["n_threads"]))
         stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
         kwargs: dict[str, Any] = {"verbose_eval": False}
         if stopping:
-            dstop = xgb.DMatrix(x_stop, y_stop, enable_categorical=True, nthread=THREADS)
+            dstop = xgb.DMatrix(x_stop, y_stop, enable_categorical=True, nthread=int(params["n_threads"]))
             kwargs.update(evals=[(dstop, "stop")], early_stopping_rounds=int(params["early_stopping_rounds"]))
         booster = xgb.train(lib, dfit, num_boost_round=_rounds(params, stopping), **kwargs)
         rng = (0, booster.best_iteration + 1) if stopping else (0, 0)
@@ -209,7 +209,7 @@ class XGBFamily(Family):
             if not len(X):
                 return np.empty((0, _width(sp)))
             return booster.predict(
-                xgb.DMatrix(X, enable_categorical=True, nthread=THREADS), iteration_range=rng
+                xgb.DMatrix(X, enable_categorical=True, nthread=int(params["n_threads"])), iteration_range=rng
             )
 
         return predict(X_valid), predict(X_test)
@@ -240,6 +240,7 @@ class CatBoostFamily(Family):
             "n_estimators": 2000,
             "early_stopping_rounds": 100,
             "fixed_rounds": d["fixed_rounds"],
+            "n_threads": threads_for(n_rows),
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
@@ -264,7 +265,7 @@ class CatBoostFamily(Family):
     ) -> tuple[np.ndarray, np.ndarray]:
         from catboost import CatBoostClassifier, CatBoostRegressor, Pool
 
-        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds"}
+        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds", "n_threads"}
         lib = {k: v for k, v in params.items() if k not in control}
         loss = {"binary": "Logloss", "multiclass": "MultiClass"}.get(sp.kind, "RMSE")
         x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
@@ -273,7 +274,7 @@ class CatBoostFamily(Family):
             iterations=_rounds(params, stopping),
             loss_function=loss,
             eval_metric=_cb_metric(sp, task),
-            thread_count=THREADS,
+            thread_count=int(params["n_threads"]),
             random_seed=seed,
             allow_writing_files=False,
             verbose=False,

@@ -9,10 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medalist.solve.models.base import Family, SubProblem, category_columns, holdout_rows
+from medalist.solve.models.base import Family, SubProblem, category_columns, holdout_rows, threads_for
 from medalist.solve.types import ModelTask
-
-THREADS = 2
 
 
 @dataclass
@@ -44,6 +42,7 @@ class MLPFamily(Family):
             "fixed_epochs": 40,
             "embedding_max": 16,
             "numeric": "quantile",
+            "n_threads": threads_for(n_rows),
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
@@ -115,7 +114,7 @@ class MLPFamily(Family):
     ) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        torch.set_num_threads(THREADS)
+        torch.set_num_threads(int(params["n_threads"]))
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         out_dim = sp.n_classes if sp.kind == "multiclass" else 1

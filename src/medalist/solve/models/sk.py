@@ -10,10 +10,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, StandardScaler
 
-from medalist.solve.models.base import Family, SubProblem, category_columns
+from medalist.solve.models.base import Family, SubProblem, category_columns, threads_for
 from medalist.solve.types import ModelTask
-
-THREADS = 2
 
 
 def categories_as_strings(X: pd.DataFrame) -> pd.DataFrame:
@@ -155,6 +153,7 @@ class KNNFamily(_SklearnFamily):
             "p": 2,
             "numeric": "quantile",
             "max_train_rows": 100_000,
+            "n_threads": threads_for(n_rows),
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
@@ -169,7 +168,12 @@ class KNNFamily(_SklearnFamily):
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
         k = max(1, min(int(params["n_neighbors"]), len(X)))
-        kw = {"n_neighbors": k, "weights": params["weights"], "p": int(params["p"]), "n_jobs": THREADS}
+        kw = {
+            "n_neighbors": k,
+            "weights": params["weights"],
+            "p": int(params["p"]),
+            "n_jobs": int(params["n_threads"]),
+        }
         est: Any = KNeighborsRegressor(**kw) if sp.kind == "regression" else KNeighborsClassifier(**kw)
         return make_pipeline(tabular_preprocessor(X, params["numeric"]), est)
 
@@ -185,6 +189,7 @@ class _ForestFamily(_SklearnFamily):
             "min_samples_leaf": 1 if task.is_classification else 2,
             "max_depth": None,
             "max_samples": None if n_rows <= 200_000 else 200_000 / n_rows,
+            "n_threads": threads_for(n_rows),
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
@@ -226,7 +231,7 @@ class _ForestFamily(_SklearnFamily):
             max_depth=params["max_depth"],
             bootstrap=bool(max_samples) or not self.extra,
             max_samples=max_samples,
-            n_jobs=THREADS,
+            n_jobs=int(params["n_threads"]),
             random_state=seed,
         )
 

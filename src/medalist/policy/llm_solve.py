@@ -1,0 +1,149 @@
+"""LLMSolver: the solve loop's SolvePolicy with a chat model proposing experiments.
+
+From a compact ledger summary (what was tried, CV scores, time left) the model proposes the next
+experiment, as a spec for the model zoo or as an experiment script under the contract. The loop runs and
+re-scores it; when it fails, the next ``propose`` sends the error back to the model for a fix, up to
+``fix_budget`` times. The expert schedule proposes the rest: before anything has scored, when it is not
+the model's turn (``llm_share``), and whenever the model gives no valid answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from medalist.errors import MedalistError
+from medalist.policy.base import Proposal, SolvePolicy, SolveState
+from medalist.policy.llm import LLMPolicy, ledger_summary
+from medalist.solve.types import ExperimentSpec, ModelTask
+
+
+@dataclass
+class _Pending:
+    name: str  # the ledger name the proposal will run under
+    proposal: dict[str, Any]
+    fixes: int
+
+
+class LLMSolver:
+    """SolvePolicy: the model proposes a share of the experiments, the expert the rest (see module doc)."""
+
+    name = "llm"
+
+    def __init__(
+        self,
+        policy: LLMPolicy,
+        fallback: SolvePolicy,
+        *,
+        task_summary: str = "",
+        llm_share: float = 0.5,
+        fix_budget: int = 2,
+        allow_script: bool = True,
+        min_seconds: float = 30.0,
+    ) -> None:
+        self.policy = policy
+        self.fallback = fallback
+        self.task_summary = task_summary
+        self.llm_share = llm_share
+        self.fix_budget = fix_budget
+        self.allow_script = allow_script
+        self.min_seconds = min_seconds
+        self.asked = 0  # proposals asked of the model
+        self.total = 0  # proposals made
+        self.events: list[dict[str, Any]] = []  # what the model proposed or why it was skipped
+        self._pending: _Pending | None = None
+
+    def propose(self, state: SolveState) -> list[Proposal]:
+        fix = self._fix(state)
+        if fix is not None:
+            return [fix]
+        if self._model_turn(state):
+            p = self._ask(state, None, None)
+            if p is not None:
+                self.total += 1
+                return [p]
+        out = self.fallback.propose(state)
+        self.total += len(out)
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _model_turn(self, state: SolveState) -> bool:
+        if not state.done or state.time_left < self.min_seconds:
+            return False
+        return self.asked <= self.llm_share * self.total
+
+    def _fix(self, state: SolveState) -> Proposal | None:
+        pending = self._pending
+        if pending is None:
+            return None
+        failed = next((r for r in reversed(state.failed) if r.name == pending.name), None)
+        done = any(r.name == pending.name for r in state.done)
+        if done or failed is None:
+            if done:
+                self._pending = None
+            return None
+        self._pending = None
+        if pending.fixes >= self.fix_budget or state.time_left < self.min_seconds:
+            self.events.append({"event": "gave_up", "name": pending.name, "error": failed.error})
+            return None
+        return self._ask(state, pending.proposal, failed.error or "failed", pending.fixes + 1)
+
+    def _ask(
+        self, state: SolveState, previous: dict[str, Any] | None, error: str | None, fixes: int = 0
+    ) -> Proposal | None:
+        self.asked += 1
+        summary = ledger_summary([*state.done, *state.failed], state.lower_is_better)
+        task = ModelTask(state.task_kind, 1, state.metric, state.lower_is_better)
+        tried = {r.name for r in state.done} | {r.name for r in state.failed if previous is None}
+        try:
+            answer = self.policy.propose_experiment(
+                summary,
+                state.time_left,
+                state.models,
+                _recipe_help(state.recipes),
+                task_summary=self.task_summary,
+                metric=state.metric,
+                lower_is_better=state.lower_is_better,
+                task=task,
+                allow_script=self.allow_script,
+                previous=previous,
+                error=error,
+            )
+        except MedalistError as exc:  # no valid answer, endpoint down, budget spent
+            self.events.append({"event": "no_proposal", "error": str(exc)[:300]})
+            return None
+        p = _to_proposal(answer)
+        name = _ledger_name(p)
+        if name in tried:
+            self.events.append({"event": "repeat", "name": name})
+            return None
+        self._pending = _Pending(name, answer, fixes)
+        self.events.append(
+            {"event": "fix" if previous else "proposal", "name": name, "usage": answer.get("usage")}
+        )
+        return p
+
+
+def _to_proposal(answer: dict[str, Any]) -> Proposal:
+    why = "llm: " + (answer.get("why") or "model-proposed experiment")
+    if answer["kind"] == "script":
+        return Proposal("script", code=answer["code"], name=answer.get("name") or "llm_script", why=why)
+    return Proposal(
+        "spec", model=answer["model"], params=dict(answer["params"]), features=answer["features"], why=why
+    )
+
+
+def _ledger_name(p: Proposal) -> str:
+    if p.kind == "script":
+        return f"{p.name}_{hashlib.sha256(p.code.encode('utf-8')).hexdigest()[:8]}"
+    return ExperimentSpec(p.model, dict(p.params), p.features, p.seed).name
+
+
+def _recipe_help(recipes: list[str]) -> dict[str, str]:
+    from medalist.solve.features import RECIPES
+
+    return {r: RECIPES.get(r, "") for r in recipes}
+
+
+__all__ = ["LLMSolver"]

@@ -1,0 +1,444 @@
+"""What the zoo's neural networks share (``cnn``, ``fusion``, ``transformer_ft``): one network with a head
+per target, the loss chosen from the task, AdamW or SGD, warm-up + cosine schedule, early stopping on the
+fold's validation rows (or a holdout of its training rows), and a time bound per fold.
+
+A network is ``body`` (a module mapping a batch dict of tensors to features ``(B, dim)``) + an optional
+neck (Linear-SiLU) + one linear head per sub-problem. Inputs are ``NetInputs``: objects that turn row
+indices into a batch dict (so augmentation happens where the data lives).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from medalist.errors import CheckError
+from medalist.solve.models.base import Family, finish, sub_problems
+from medalist.solve.types import ModelTask
+
+THREADS = 2
+L1_METRICS = ("mae", "medae", "mean_absolute_error", "median_absolute_error")
+MIN_ROWS_FOR_NET_HOLDOUT = 200  # below this a network trains a fixed number of epochs
+SGD_LR_SCALE = 10.0  # SGD's learning rate relative to the (Adam-scale) ``lr`` parameter
+
+
+class NetInputs(Protocol):
+    """Rows a network reads: ``batch(rows, train, gen)`` -> dict of tensors (augmented when ``train``)."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, rows: np.ndarray, train: bool, gen: Any) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Head:
+    """One output head: ``kind`` binary | multiclass | regression reading model-space column ``column``."""
+
+    kind: str
+    width: int
+    column: int
+    mean: float = 0.0
+    std: float = 1.0
+
+
+def make_heads(y: np.ndarray, task: ModelTask) -> list[Head]:
+    """A head per sub-problem of the task (regression targets standardised on the training rows)."""
+    y = np.asarray(y, dtype=float).reshape(len(y), -1)
+    heads = []
+    for j, sp in enumerate(sub_problems(y, task)):
+        if sp.kind == "regression":
+            v = y[:, j]
+            heads.append(Head("regression", 1, j, float(np.mean(v)), float(np.std(v) or 1.0)))
+        elif sp.kind == "multiclass":
+            heads.append(Head("multiclass", task.n_outputs, 0))
+        else:
+            heads.append(Head("binary", 1, j))
+    return heads
+
+
+def head_loss(head: Head, metric: str) -> Any:
+    """Cross-entropy for classes, BCE for binary labels, L1 for absolute-error metrics, MSE otherwise."""
+    from torch import nn
+
+    if head.kind == "multiclass":
+        return nn.CrossEntropyLoss()
+    if head.kind == "binary":
+        return nn.BCEWithLogitsLoss()
+    return nn.L1Loss() if metric.lower() in L1_METRICS else nn.MSELoss()
+
+
+def build_net(body: Any, dim: int, heads: Sequence[Head], hidden: int, dropout: float) -> Any:
+    """``body`` + Dropout-Linear-SiLU neck (skipped when ``hidden`` is 0) + one Linear head per target."""
+    from torch import nn
+
+    class HeadNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = body
+            width = dim
+            if hidden > 0:
+                self.neck: nn.Module = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, hidden), nn.SiLU())
+                width = hidden
+            else:
+                self.neck = nn.Identity()
+            self.drop = nn.Dropout(dropout)
+            self.heads = nn.ModuleList([nn.Linear(width, h.width) for h in heads])
+
+        def forward(self, batch: dict[str, Any]) -> list[Any]:
+            z = self.drop(self.neck(self.body(batch)))
+            return [h(z) for h in self.heads]
+
+    return HeadNet()
+
+
+def _targets(y: np.ndarray, heads: Sequence[Head]) -> list[Any]:
+    import torch
+
+    out = []
+    for h in heads:
+        v = y[:, h.column]
+        if h.kind == "multiclass":
+            out.append(torch.as_tensor(v.astype(np.int64)))
+        elif h.kind == "binary":
+            out.append(torch.as_tensor(v.astype(np.float32)).reshape(-1, 1))
+        else:
+            out.append(torch.as_tensor(((v - h.mean) / h.std).astype(np.float32)).reshape(-1, 1))
+    return out
+
+
+def stop_rows(y: np.ndarray, heads: Sequence[Head], seed: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, stop rows) of the training part: stratified on a single class target when every class
+    has two rows, random otherwise."""
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    n_stop = max(1, round(fraction * n))
+    if len(heads) == 1 and heads[0].kind in ("binary", "multiclass"):
+        labels = y[:, heads[0].column].astype(int)
+        _, counts = np.unique(labels, return_counts=True)
+        if counts.min() >= 2 and n_stop >= len(counts):
+            from sklearn.model_selection import StratifiedShuffleSplit
+
+            split = StratifiedShuffleSplit(n_splits=1, test_size=n_stop, random_state=seed)
+            fit, stop = next(split.split(np.zeros(n), labels))
+            return np.sort(fit), np.sort(stop)
+    perm = rng.permutation(n)
+    return np.sort(perm[n_stop:]), np.sort(perm[:n_stop])
+
+
+def make_optimizer(groups: list[dict[str, Any]], params: dict[str, Any]) -> Any:
+    """AdamW or SGD (Nesterov momentum 0.9) over parameter groups (each may carry its own ``lr``).
+
+    ``lr`` is on Adam's scale; SGD runs at ``SGD_LR_SCALE`` times it, so one range serves both."""
+    import torch
+
+    name = str(params.get("optimizer", "adamw")).lower()
+    wd = float(params.get("weight_decay", 1e-4))
+    lr = float(params["lr"])
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        scaled = [{**g, "lr": float(g.get("lr", lr)) * SGD_LR_SCALE} for g in groups]
+        return torch.optim.SGD(scaled, lr=lr * SGD_LR_SCALE, momentum=0.9, nesterov=True, weight_decay=wd)
+    raise CheckError(f"unknown optimizer {name!r}; use 'adamw' or 'sgd'")
+
+
+@dataclass
+class TrainInfo:
+    """What a fit did: epochs run, the best epoch, its stopping loss, and why it stopped."""
+
+    epochs: int = 0
+    best_epoch: int = 0
+    best_loss: float = float("nan")
+    stopped: str = "epochs"  # epochs | patience | time
+    seconds: float = 0.0
+
+
+def train_net(
+    net: Any,
+    heads: Sequence[Head],
+    train_in: NetInputs,
+    y_train: np.ndarray,
+    stop: tuple[NetInputs, np.ndarray] | None,
+    params: dict[str, Any],
+    task: ModelTask,
+    seed: int,
+    groups: list[dict[str, Any]] | None = None,
+) -> TrainInfo:
+    """Train ``net`` in place; with ``stop`` rows, keep the weights of the epoch with the lowest loss there.
+
+    params: lr, optimizer, weight_decay, epochs, batch_size, patience, warmup (fraction of steps),
+    max_seconds (the fold's time bound: training stops after the batch that crosses it)."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.monotonic()
+    losses = [head_loss(h, task.metric) for h in heads]
+    yt = _targets(np.asarray(y_train, dtype=float).reshape(len(y_train), -1), heads)
+    ys = _targets(np.asarray(stop[1], dtype=float).reshape(len(stop[1]), -1), heads) if stop else None
+    opt = make_optimizer(groups or [{"params": [p for p in net.parameters() if p.requires_grad]}], params)
+    n = len(train_in)
+    batch = max(2, int(params.get("batch_size", 64)))
+    epochs = max(1, int(params["epochs"]))
+    steps_per_epoch = max(1, math.ceil(n / batch))
+    total = epochs * steps_per_epoch
+    warm = max(1, int(float(params.get("warmup", 0.05)) * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm)))
+    )
+    max_seconds = float(params.get("max_seconds") or 0) or float("inf")
+    patience = int(params.get("patience", 5))
+    info = TrainInfo()
+    best_state: dict[str, Any] | None = None
+    waited = 0
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(n, generator=gen).numpy()
+        timed_out = False
+        for start in range(0, n, batch):
+            rows = order[start : start + batch]
+            if len(rows) < 2:
+                continue
+            out = net(train_in.batch(rows, True, gen))
+            idx = torch.as_tensor(rows)
+            loss = sum(fn(o, t[idx]) for fn, o, t in zip(losses, out, yt)) / len(heads)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            if time.monotonic() - t0 > max_seconds:
+                timed_out = True
+                break
+        info.epochs = epoch + 1
+        if stop is not None and ys is not None:
+            val = _eval_loss(net, stop[0], ys, losses, batch)
+            if not math.isfinite(val):
+                val = float("inf")
+            if best_state is None or val < info.best_loss - 1e-6:
+                info.best_loss, info.best_epoch, waited = val, epoch + 1, 0
+                best_state = copy.deepcopy(net.state_dict())
+            else:
+                waited += 1
+        if timed_out:
+            info.stopped = "time"
+            break
+        if stop is not None and waited >= patience:
+            info.stopped = "patience"
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    else:
+        info.best_epoch = info.epochs
+    info.seconds = time.monotonic() - t0
+    return info
+
+
+def _eval_loss(net: Any, inputs: NetInputs, ys: list[Any], losses: list[Any], batch: int) -> float:
+    import torch
+
+    outs = forward_all(net, inputs, batch)
+    with torch.no_grad():
+        return float(sum(fn(o, t) for fn, o, t in zip(losses, outs, ys)) / len(losses))
+
+
+def forward_all(net: Any, inputs: NetInputs, batch: int, tta: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[Any]:
+    """Raw head outputs for every row of ``inputs`` (eval mode, no augmentation; ``tta`` adds one more
+    view whose outputs are averaged with the plain ones)."""
+    import torch
+
+    net.eval()
+    n = len(inputs)
+    parts: list[list[Any]] = []
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            rows = np.arange(start, min(n, start + batch))
+            b = inputs.batch(rows, False, None)
+            out = net(b)
+            if tta is not None:
+                out2 = net(tta(b))
+                out = [(a + c) / 2 for a, c in zip(out, out2)]
+            parts.append(out)
+    if not parts:
+        return [torch.zeros((0, w)) for w in _widths(net)]
+    return [torch.cat([p[i] for p in parts]) for i in range(len(parts[0]))]
+
+
+def _widths(net: Any) -> list[int]:
+    return [h.out_features for h in net.heads]
+
+
+def predict_heads(
+    net: Any, heads: Sequence[Head], inputs: NetInputs, batch: int, tta: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> np.ndarray:
+    """Model-space predictions (n, n_outputs): probabilities for classes, de-standardised values otherwise."""
+    import torch
+
+    outs = forward_all(net, inputs, batch, tta)
+    cols = []
+    for h, o in zip(heads, outs):
+        if h.kind == "multiclass":
+            cols.append(torch.softmax(o, dim=1).numpy())
+        elif h.kind == "binary":
+            cols.append(torch.sigmoid(o).numpy())
+        else:
+            cols.append(o.numpy() * h.std + h.mean)
+    return np.hstack(cols).astype(float) if cols else np.zeros((len(inputs), 0))
+
+
+@dataclass
+class NetParts:
+    """What a network family builds for one fold: the inputs of each split, a body and its width."""
+
+    train: NetInputs
+    valid: NetInputs
+    test: NetInputs
+    body: Any
+    dim: int
+    groups: Callable[[Any], list[dict[str, Any]]] | None = None  # net -> optimiser parameter groups
+    tta: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+class NetFamily(Family):
+    """A network family: ``build`` makes the fold's inputs and body; ``fit_predict`` trains one network
+    with a head per target (early stopping on ``y_valid`` when given, else on a holdout of training rows
+    when there are enough rows, else a fixed number of epochs)."""
+
+    packages = ("torch",)
+
+    def build(
+        self,
+        X_train: pd.DataFrame,
+        X_valid: pd.DataFrame,
+        X_test: pd.DataFrame,
+        params: dict[str, Any],
+        task: ModelTask,
+        seed: int,
+    ) -> NetParts:
+        raise NotImplementedError
+
+    def fit_predict(
+        self,
+        X_train: pd.DataFrame,
+        y_train: np.ndarray,
+        X_valid: pd.DataFrame,
+        X_test: pd.DataFrame,
+        params: dict[str, Any],
+        task: ModelTask,
+        seed: int,
+        y_valid: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        torch.set_num_threads(THREADS)
+        torch.manual_seed(seed)
+        full = {**self.default_params(task, len(X_train)), **(params or {})}
+        y = np.asarray(y_train, dtype=float).reshape(len(y_train), -1)
+        heads = make_heads(y, task)
+        parts = self.build(X_train, X_valid, X_test, full, task, seed)
+        net = build_net(parts.body, parts.dim, heads, int(full.get("hidden", 0)), float(full.get("dropout", 0.0)))
+        groups = parts.groups(net) if parts.groups else None
+        batch = int(full.get("batch_size", 64))
+        if y_valid is not None and len(y_valid) == len(X_valid) and len(y_valid) > 0:
+            yv = np.asarray(y_valid, dtype=float).reshape(len(y_valid), -1)
+            info = train_net(net, heads, parts.train, y, (parts.valid, yv), full, task, seed, groups)
+        elif float(full.get("holdout", 0.1)) > 0 and len(y) >= MIN_ROWS_FOR_NET_HOLDOUT:
+            fit, stop = stop_rows(y, heads, seed, float(full.get("holdout", 0.1)))
+            info = train_net(
+                net, heads, _Rows(parts.train, fit), y[fit], (_Rows(parts.train, stop), y[stop]), full, task, seed, groups
+            )
+        else:
+            info = train_net(net, heads, parts.train, y, None, full, task, seed, groups)
+        self.last_info = info
+        pv = predict_heads(net, heads, parts.valid, batch, parts.tta)
+        pt = predict_heads(net, heads, parts.test, batch, parts.tta)
+        return finish([pv], [pt], task)
+
+
+class _Rows:
+    """A subset of another ``NetInputs`` (rows are positions in the parent)."""
+
+    def __init__(self, parent: NetInputs, rows: np.ndarray) -> None:
+        self.parent = parent
+        self.rows = np.asarray(rows, dtype=int)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, rows: np.ndarray, train: bool, gen: Any) -> dict[str, Any]:
+        return self.parent.batch(self.rows[rows], train, gen)
+
+
+class ConcatBody:
+    """Factory of a body that runs one embedder per modality and concatenates their features."""
+
+    @staticmethod
+    def make(embedders: dict[str, Any]) -> Any:
+        import torch
+        from torch import nn
+
+        class Body(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.parts = nn.ModuleDict(embedders)
+
+            def forward(self, batch: dict[str, Any]) -> Any:
+                return torch.cat([m(batch) for m in self.parts.values()], dim=1)
+
+        return Body()
+
+
+class MergedInputs:
+    """Several ``NetInputs`` over the same rows, merged into one batch dict."""
+
+    def __init__(self, parts: Sequence[NetInputs]) -> None:
+        if not parts:
+            raise CheckError("a network needs at least one input modality")
+        n = {len(p) for p in parts}
+        if len(n) != 1:
+            raise CheckError(f"network inputs disagree on the number of rows: {sorted(n)}")
+        self.parts = list(parts)
+
+    def __len__(self) -> int:
+        return len(self.parts[0])
+
+    def batch(self, rows: np.ndarray, train: bool, gen: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for p in self.parts:
+            out.update(p.batch(rows, train, gen))
+        return out
+
+
+class ArrayInputs:
+    """Fixed arrays (already encoded: standardised numerics, category codes, embeddings) under keys."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.n = len(next(iter(arrays.values()))) if arrays else 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def batch(self, rows: np.ndarray, train: bool, gen: Any) -> dict[str, Any]:
+        import torch
+
+        return {k: torch.as_tensor(v[rows]) for k, v in self.arrays.items()}
+
+
+def net_space() -> dict[str, Any]:
+    """The tuner's space shared by the networks: learning rate, optimiser, epochs, regularisation."""
+    return {
+        "lr": ("logfloat", 1e-4, 1e-2),
+        "optimizer": ("cat", ["adamw", "sgd"]),
+        "epochs": ("int", 5, 60),
+        "weight_decay": ("logfloat", 1e-6, 1e-2),
+        "dropout": ("float", 0.0, 0.5),
+    }
