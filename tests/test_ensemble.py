@@ -50,7 +50,7 @@ from medalist.setup.spec import TargetTransform, TaskSpec
 from medalist.solve.folds import make_folds
 from medalist.solve.ledger import Ledger
 from medalist.solve.types import ExperimentRecord
-from medalist.workspace import Workspace, write_npy_atomic
+from medalist.workspace import Workspace, read_jsonl, write_npy_atomic
 
 pytestmark = pytest.mark.shared
 
@@ -142,13 +142,13 @@ def _models(kind: str) -> dict[str, object]:
         return {
             "ridge": make_pipeline(StandardScaler(), Ridge(1.0)),
             "rf": RandomForestRegressor(50, min_samples_leaf=3, n_jobs=1, random_state=0),
-            "hgb": HistGradientBoostingRegressor(max_iter=60, learning_rate=0.1, random_state=0),
+            "hgb": HistGradientBoostingRegressor(max_iter=40, learning_rate=0.15, random_state=0),
             "knn": make_pipeline(StandardScaler(), KNeighborsRegressor(15)),
         }
     return {
         "logreg": make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000)),
         "rf": RandomForestClassifier(50, min_samples_leaf=3, n_jobs=1, random_state=0),
-        "hgb": HistGradientBoostingClassifier(max_iter=60, learning_rate=0.1, random_state=0),
+        "hgb": HistGradientBoostingClassifier(max_iter=40, learning_rate=0.15, random_state=0),
         "knn": make_pipeline(StandardScaler(), KNeighborsClassifier(25)),
     }
 
@@ -370,6 +370,37 @@ def test_stackers_shapes_and_scores(case_name: str, request: pytest.FixtureReque
             assert res.cv_score >= best - 0.03, (res.method, res.cv_score, best)
 
 
+def test_multilabel_stackers(obesity: Case) -> None:
+    """Two labels ('Obesity_Type_III', 'Insufficient_Weight') from the 7-class task, with the base models'
+    probabilities of those classes as multilabel predictions."""
+    labels = ["Obesity_Type_III", "Insufficient_Weight"]
+    idx = [OBESITY.index(c) for c in labels]
+    t = TargetTransform(kind="multilabel", output="proba", columns=labels)
+    y = obesity.data.target["NObeyesdad"]
+    target = pd.DataFrame({c: (y == c).astype(int) for c in labels})
+    spec = dataclasses.replace(
+        obesity.data.spec,
+        metric="mean_columnwise_roc_auc",
+        lower_is_better=False,
+        target_transform=t.to_dict(),
+    )
+    data = dataclasses.replace(obesity.data, spec=spec, target=target, y=t.encode(target))
+    case = Case(
+        data,
+        obesity.folds,
+        obesity.names,
+        [o[:, idx] for o in obesity.oofs],
+        [o[:, idx] for o in obesity.tests],
+    )
+    sc = case.scorer
+    best = _best_single(case)
+    for fn in (hill_climb_ensemble, ridge_stack, lgbm_stack):
+        res = fn(case.oofs, case.tests, case.folds, sc)
+        assert res.oof.shape == (N_ROWS, 2) and res.test.shape == (N_TEST, 2)
+        assert res.oof.min() >= 0 and res.oof.max() <= 1
+        assert res.cv_score > best - 0.02, (res.method, res.cv_score, best)
+
+
 # ---------------------------------------------------------------------------------------------- OOF discipline
 def test_shuffled_target_control_scores_at_chance(spaceship_shuffled: Case) -> None:
     """Base models and stackers trained on a permuted target: every nested score must be chance (AUC 0.5,
@@ -444,18 +475,39 @@ def test_test_predictions_are_rowwise_and_deterministic(spaceship: Case) -> None
     np.testing.assert_allclose(cf.test, np.mean([m.predict(spaceship.tests) for m in cf.models], axis=0))
 
 
+def test_never_validated_rows_are_left_out(spaceship: Case) -> None:
+    """Rows of fold -1 (a time layout's first block) have no base OOF: they are neither fitted on nor
+    scored, and still get a finite ensemble prediction."""
+    folds = spaceship.folds.copy()
+    folds[folds == 4] = -1
+    out = folds < 0
+    oofs = [np.where(out[:, None], np.nan, o) for o in spaceship.oofs]
+    sc = spaceship.scorer
+    for fn in (hill_climb_ensemble, ridge_stack, lgbm_stack):
+        res = fn(oofs, spaceship.tests, folds, sc)
+        assert np.isfinite(res.oof).all() and np.isfinite(res.test).all(), res.method
+        assert len(res.fold_scores) == 4
+        assert res.cv_score == pytest.approx(sc(res.oof[~out], np.flatnonzero(~out)))
+    pp = fit_postprocess(np.nan_to_num(oofs[0]), folds, _with_metric(spaceship, "accuracy", "label").scorer)
+    assert len(pp.fold_scores) == 4
+
+
 # ---------------------------------------------------------------------------------------------- post-processing
 def test_threshold_improves_f1_on_imbalanced_binary(overweight: Case) -> None:
     sc = overweight.scorer
     assert 0.08 < overweight.data.y.mean() < 0.16
-    res = hill_climb_ensemble(overweight.oofs, overweight.tests, overweight.folds, sc)
-    pp = fit_postprocess(res.oof, overweight.folds, sc)
-    assert pp.kind == "threshold" and pp.kept
-    assert pp.nested_after > pp.nested_before + 0.01
-    assert pp.transform.threshold < 0.5  # a rare positive class wants a lower cut
-    assert pp.score == pp.nested_after and len(pp.fold_scores) == 5
-    rows = validated_rows(overweight.folds)
-    assert sc(res.oof[rows], rows, pp.transform) > sc(res.oof[rows], rows)
+    stacked = ridge_stack(
+        overweight.oofs, overweight.tests, overweight.folds, sc
+    ).oof  # calibrated probabilities
+    forest = overweight.oofs[overweight.names.index("rf")]  # a single model's OOF
+    for oof in (stacked, forest):
+        pp = fit_postprocess(oof, overweight.folds, sc)
+        assert pp.kind == "threshold" and pp.kept
+        assert pp.nested_after > pp.nested_before + 0.01
+        assert pp.transform.threshold < 0.5  # a rare positive class wants a lower cut
+        assert pp.score == pp.nested_after and len(pp.fold_scores) == 5
+        rows = validated_rows(overweight.folds)
+        assert sc(oof[rows], rows, pp.transform) > sc(oof[rows], rows)
     assert sc.transform.threshold == 0.5  # the task's own transform is untouched
 
 
@@ -548,7 +600,9 @@ def test_build_ensembles_records_each_ensemble_once(tmp_path: Path, spaceship: C
     best_single = _best_single(case)
     for r in recs:
         assert r.status == "done" and r.id is not None
-        assert set(r.params["members"]) == {f"{n}_v1" for n in case.names}  # no duplicate, no broken
+        members = set(r.params["members"])
+        assert len(members) == 4 and len(members & {"rf_v1", "rf_copy_v1"}) == 1  # one of the twins
+        assert "broken_v1" not in members
         oof, test = np.load(r.oof_path), np.load(r.test_path)
         assert oof.shape == (N_ROWS, 1) and test.shape == (N_TEST, 1)
         t = TargetTransform.from_dict(r.params["transform"])
@@ -560,6 +614,8 @@ def test_build_ensembles_records_each_ensemble_once(tmp_path: Path, spaceship: C
             assert r.cv_score > best_single - 0.03
     assert by_model["ens_hill"].params["weights"] is not None
     assert sum(by_model["ens_hill"].params["weights"]) == pytest.approx(1.0)
+    dropped = next(e for e in read_jsonl(ws.logs / "ensemble.jsonl") if e["event"] == "members")["dropped"]
+    assert "shapes" in dropped["broken_v1"] and "near-identical" in str(dropped)
     student = by_model["distill_lgbm"]
     assert student.kind == "distill" and student.cv_score is None
     assert student.parent in {r.name for r in recs if r.kind == "ensemble"}

@@ -151,30 +151,138 @@ class _RunDisplay:
 
 
 def _print_closing_table(result) -> None:
-    from medalist.setup.spec import TaskSpec
+    from medalist.workspace import Workspace
+
+    _print_ledger(Workspace(result.workspace), result.best_name)
+    out.print(f"{result.n_experiments} experiments in {result.seconds:.0f}s")
+
+
+WorkspaceArg = Annotated[Path, typer.Argument(help="A run's workspace: <workdir>/<slug>.")]
+
+
+def _open_workspace(path: Path):
+    from medalist.setup import setup_is_done
+    from medalist.setup.data import load_task_data
+    from medalist.solve.folds import load_or_make_folds
     from medalist.solve.ledger import Ledger
     from medalist.workspace import Workspace
 
-    ws = Workspace(result.workspace)
+    ws = Workspace(path.expanduser().resolve())
+    if not setup_is_done(ws):
+        raise MedalistError(
+            f"{path} is not a finished setup (no task.json and maps): run `medalist setup` first"
+        )
+    data = load_task_data(ws)
+    return ws, data, load_or_make_folds(ws, data), Ledger(ws.ledger)
+
+
+@app.command()
+def solve(
+    workspace: WorkspaceArg,
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", "-t", help="Seconds for more experiments.")
+    ] = 300.0,
+    tune_engine: Annotated[str, typer.Option(help="optuna | hebo")] = "optuna",
+) -> None:
+    """Run more experiments on an existing workspace (finished ones are never repeated)."""
+    import time
+
+    from medalist.pipeline import candidate_of
+    from medalist.policy.expert_solve import ExpertSolver
+    from medalist.solve.loop import SolveLoop
+    from medalist.submit import chosen, promote
+
+    ws, data, folds, ledger = _open_workspace(workspace)
+    ledger.mark_stale_running()
+
+    def on_record(rec) -> None:
+        if rec.status == "done" and rec.cv_score is not None:
+            promote(ws, data, candidate_of(rec), force=chosen(ws) is None)
+
+    with _RunDisplay(time_budget) as display:
+        display.event("stage", {"name": "solve"})
+        SolveLoop(
+            ws,
+            data,
+            folds,
+            ledger,
+            ExpertSolver(),
+            deadline=time.monotonic() + time_budget,
+            on_event=display.event,
+            on_record=on_record,
+            tune_engine=tune_engine,
+        ).run()
+    _print_ledger(ws, None)
+
+
+@app.command()
+def ensemble(
+    workspace: WorkspaceArg,
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", "-t", help="Seconds for ensembling.")
+    ] = 120.0,
+) -> None:
+    """Ensemble the ledger's experiments (hill climbing, stackers, distillation); trains no base model."""
+    from medalist.pipeline import candidate_of, ensemble_and_choose
+    from medalist.submit import chosen, promote
+
+    ws, data, folds, ledger = _open_workspace(workspace)
+
+    def on_record(rec) -> None:
+        if rec.status == "done" and rec.cv_score is not None:
+            promote(ws, data, candidate_of(rec), force=chosen(ws) is None)
+
+    with console.status("ensembling…"):
+        ensemble_and_choose(ws, data, folds, ledger, time_budget, on_record)
+    _print_ledger(ws, None)
+
+
+@app.command()
+def submit(
+    workspace: WorkspaceArg,
+    experiment: Annotated[
+        str | None, typer.Option(help="Ledger name to submit (default: best by CV).")
+    ] = None,
+) -> None:
+    """Write submission.csv from the best experiment by CV (or a named one), validated."""
+    from medalist.pipeline import candidate_of
+    from medalist.submit import promote
+
+    ws, data, _, ledger = _open_workspace(workspace)
+    if experiment:
+        rec = ledger.get(experiment)
+        if rec is None or rec.status != "done":
+            raise MedalistError(f"no finished experiment named {experiment!r} in {ws.ledger}")
+    else:
+        rec = ledger.best(data.spec.lower_is_better)
+        if rec is None:
+            raise MedalistError("the ledger holds no finished experiment; run `medalist solve` first")
+    promote(ws, data, candidate_of(rec), force=True)
+    out.print(f"wrote {ws.submission_csv} from {rec.name} (cv {rec.cv_score})")
+
+
+def _print_ledger(ws, best_name: str | None) -> None:
+    from medalist.setup.spec import TaskSpec
+    from medalist.solve.ledger import Ledger
+    from medalist.submit import chosen
+
     spec = TaskSpec.load(ws.task_json)
+    current = chosen(ws) or {}
+    best_name = best_name or current.get("name")
     records = [r for r in Ledger(ws.ledger).records("done") if r.cv_score is not None]
     records.sort(key=lambda r: r.cv_score, reverse=not spec.lower_is_better)
     table = Table(
-        title=f"{result.slug}: best experiments and ensembles ({spec.metric}, "
+        title=f"{spec.slug}: best experiments and ensembles ({spec.metric}, "
         f"{'lower' if spec.lower_is_better else 'higher'} is better)"
     )
     for col in ("experiment", "kind", "features", "cv", "seconds"):
         table.add_column(col, justify="right" if col in ("cv", "seconds") else "left")
     for r in records[:12]:
-        mark = " *" if r.name == result.best_name else ""
+        mark = " *" if r.name == best_name else ""
         table.add_row(r.name + mark, r.kind, r.features or "", f"{r.cv_score:.5f}", f"{r.seconds:.1f}")
     out.print(table)
-    out.print(
-        f"{result.n_experiments} experiments in {result.seconds:.0f}s; submission: {result.submission} "
-        f"(cv {result.best_cv:.5f}, {result.best_name})"
-        if result.best_cv is not None
-        else "no submission"
-    )
+    if current:
+        out.print(f"submission: {ws.submission_csv} ({current['name']}, cv {current['cv_score']:.5f})")
 
 
 @app.command()
@@ -189,6 +297,18 @@ def example(
 
     path = make_example(directory, name)
     out.print(f"wrote {path}")
+
+
+def _mount() -> None:
+    from medalist.bench import cli as bench_cli
+    from medalist.llm import cli as llm_cli
+
+    app.command()(bench_cli.grade)
+    app.command()(bench_cli.bench)
+    app.add_typer(llm_cli.app, name="llm")
+
+
+_mount()
 
 
 def main() -> None:

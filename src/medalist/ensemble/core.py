@@ -14,7 +14,7 @@ All predictions are model space (see :mod:`medalist.setup.spec`): binary (n, 1) 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -27,7 +27,6 @@ from medalist.setup.spec import TargetTransform
 from medalist.solve.scoring import cv_scores, score_predictions
 
 PROBA_EPS = 1e-6
-CLASSIFICATION_KINDS = ("binary", "multiclass", "multilabel")
 
 
 @dataclass
@@ -236,7 +235,3 @@ def check_inputs(oofs: Sequence[np.ndarray], tests: Sequence[np.ndarray] | None,
                 raise CheckError(
                     f"base test predictions #{i} have shape {t.shape}; this task needs (n_test, {k})"
                 )
-
-
-def with_transform(t: TargetTransform, **changes: Any) -> TargetTransform:
-    return replace(t, **changes)

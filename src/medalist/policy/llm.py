@@ -70,6 +70,7 @@ MAX_TOKENS = {
     "propose": 220,
     "script": 1400,
 }
+RETRY_WARMTH = 0.35  # temperature added per retry of a stage
 _FOOTER = """
 
 if __name__ == "__main__":
@@ -199,7 +200,8 @@ class LLMPolicy:
             self._client = LLMClient(self.config, None)
         return self._client
 
-    def _ask(self, stage: str, user: str, max_tokens: int) -> str:
+    def _ask(self, stage: str, user: str, max_tokens: int, attempt: int = 1) -> str:
+        """One chat call. Retries of a stage sample warmer: at temperature 0 a small model repeats its bug."""
         if self._offline:
             raise LLMError(f"the LLM endpoint is unavailable ({self._offline})")
         messages = [
@@ -207,7 +209,10 @@ class LLMPolicy:
             {"role": "user", "content": user},
         ]
         try:
-            res = self._client_().chat(messages, stage=stage, max_tokens=max_tokens)
+            temperature = (
+                None if attempt <= 1 else min(1.0, self.config.temperature + RETRY_WARMTH * (attempt - 1))
+            )
+            res = self._client_().chat(messages, stage=stage, max_tokens=max_tokens, temperature=temperature)
         except (LLMError, BudgetExceeded) as exc:
             self._offline = " ".join(str(exc).split())[:200]
             raise
@@ -216,7 +221,7 @@ class LLMPolicy:
         return res.text or ""
 
     def _ask_json(self, ctx: StageContext, user: str) -> dict[str, Any]:
-        text = self._ask(ctx.stage, user, MAX_TOKENS["json"])
+        text = self._ask(ctx.stage, user, MAX_TOKENS["json"], ctx.attempt)
         self._answers[ctx.stage] = cut(text.strip(), 800)
         return st.need_json(extract_json(text))
 
@@ -266,7 +271,7 @@ class LLMPolicy:
             memory=self._memory(ctx),
             feedback=self._feedback(ctx),
         )
-        text = self._ask(ctx.stage, user, MAX_TOKENS["summary"])
+        text = self._ask(ctx.stage, user, MAX_TOKENS["summary"], ctx.attempt)
         self._answers[ctx.stage] = cut(text.strip(), 800)
         summary = " ".join(re.sub(r"```\w*", " ", text).replace("**", "").split()).strip(" \"'")
         if len(summary) < 20:
@@ -438,7 +443,7 @@ class LLMPolicy:
             memory=self._memory(ctx),
             feedback=self._feedback(ctx),
         )
-        text = self._ask(ctx.stage, user, MAX_TOKENS["code"])
+        text = self._ask(ctx.stage, user, MAX_TOKENS["code"], ctx.attempt)
         code = extract_code(text)
         plan_line = _PLAN_LINE.search(text)
         if plan_line:
@@ -449,7 +454,7 @@ class LLMPolicy:
                 "the answer holds no ```python block defining build(); reply with the whole function"
             )
         self._answers[ctx.stage] = code
-        script = f"{header_run.rstrip()}\n\n\n{code.rstrip()}\n{_FOOTER}"
+        script = f"{header_run.rstrip()}\n\n\n{_without_header(code, header_run).rstrip()}\n{_FOOTER}"
         self._code = script
         return self._run(ctx.stage, script)
 
@@ -547,9 +552,7 @@ class LLMPolicy:
                 "from medalist.intake import open_competition",
                 "from medalist.setup.data import make_keys  # make_keys(values) -> unique text ids",
                 "",
-                f"_comp = open_competition({str(comp.root)!r})"
-                if not abbreviate
-                else "_comp = open_competition(...)  # the competition folder",
+                f"_comp = open_competition({str(comp.root)!r})  # the competition folder",
                 "read_table = _comp.read_table  # read_table(name) -> pandas DataFrame of a competition table",
             ]
             if ctx.modality == "image" and ctx.stage != "train_tab_target":
@@ -570,7 +573,7 @@ class LLMPolicy:
             res = run_code(script, Path(tmp), timeout=self.sandbox_timeout, memory_mb=self.sandbox_memory_mb)
             out = Path(tmp) / "out.pkl"
             if not res.ok:
-                raise CheckError("the code failed: " + res.describe(1200))
+                raise CheckError("the code failed: " + _short_failure(res))
             if not out.exists():
                 raise CheckError("the code ran but saved no result: build() must return the DataFrame")
             frame = pd.read_pickle(out)
@@ -697,7 +700,9 @@ class LLMPolicy:
                 script_option=script_option,
                 feedback=feedback,
             )
-            text = self._ask("solve:propose", user, MAX_TOKENS["script" if allow_script else "propose"])
+            text = self._ask(
+                "solve:propose", user, MAX_TOKENS["script" if allow_script else "propose"], attempt
+            )
             try:
                 proposal = _parse_proposal(text, list(models), recipe_names, task, allow_script)
             except CheckError as exc:
@@ -945,6 +950,47 @@ def _numeric_range(series: pd.Series) -> str:
     if s.empty:
         return value_counts_text(series)
     return f"min {s.min():.4g}, median {s.median():.4g}, max {s.max():.4g}, {s.nunique()} distinct"
+
+
+def _without_header(code: str, header: str) -> str:
+    """The model's code without top-level statements that redefine or run the template's header (small
+    models often copy the header, placeholders included) or that call build() themselves."""
+    try:
+        tree = ast.parse(code)
+        names = {
+            t.id
+            for node in ast.parse(header).body
+            if isinstance(node, ast.Assign)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }
+    except SyntaxError:
+        return code  # the sandbox reports the syntax error with its line
+    keep = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id in names for t in node.targets
+        ):
+            continue
+        if isinstance(node, (ast.Expr, ast.If)) and "build(" in ast.unparse(node):
+            continue
+        keep.append(ast.get_source_segment(code, node) or ast.unparse(node))
+    return "\n\n".join(keep) + "\n"
+
+
+def _short_failure(res: Any) -> str:
+    """Status and the part of a traceback that points into the script (frames in medalist/pandas cut)."""
+    status = res.describe(0).split("\n", 1)[0]
+    err = (res.stderr or "").strip()
+    lines = err.splitlines()
+    frames = [i for i, line in enumerate(lines) if line.lstrip().startswith('File "') and "script.py" in line]
+    if frames:
+        start = frames[-1]
+        tail = lines[start : start + 4] + [ln for ln in lines[-3:] if ln not in lines[start : start + 4]]
+        text = "\n".join(ln.replace(str(Path(tempfile.gettempdir())), "") for ln in tail)
+    else:
+        text = "\n".join(lines[-8:]) or (res.stdout or "").strip()[-600:]
+    return f"{status}\n{cut(text, 900)}"
 
 
 def _fenced(text: str) -> str:

@@ -44,6 +44,8 @@ def clean_text(text: str) -> str:
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # [label](link) -> label
     text = re.sub(r"https?://\S+", "", text)
     text = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.S)  # display formulas
+    text = re.sub(r"(?m)^.*\\(frac|sum|text|log)\b.*$", " ", text)  # formula lines
+    text = text.replace("$", "")
     text = re.sub(r"\\\\?\(|\\\\?\)", "", text)
     text = re.sub(r"[*`>#]+", "", text)
     text = re.sub(r"[ \t]+", " ", text)
@@ -64,7 +66,7 @@ def evaluation_excerpt(description: str, limit: int = 600) -> str:
     raw = description or ""
     match = _EVAL_HEAD.search(raw)
     if match:
-        return cut(clean_text(raw[match.start() : match.start() + 4 * limit]), limit)
+        return cut(clean_text(raw[match.end() : match.end() + 4 * limit]), limit)
     text = clean_text(raw)
     sentences = re.split(r"(?<=[.!?])\s+", text)
     hits = [s for s in sentences if re.search(r"evaluat|scor|metric|accuracy|loss|error|auc", s, re.I)]
@@ -141,7 +143,7 @@ def column_line(series: pd.Series) -> str:
     dtype = str(series.dtype)
     parts = [f"{series.name}: {prof.kind} ({dtype}), {prof.n_unique} distinct"]
     if prof.missing_share > 0:
-        parts.append(f"{prof.missing_share:.0%} missing")
+        parts.append(f"{prof.missing_share:.0%} missing" if prof.missing_share >= 0.005 else "<1% missing")
     examples = series.dropna().unique()[:3]
     if len(examples):
         width = 40 if prof.kind == "text" else 20
@@ -157,9 +159,16 @@ def frame_head(frame: pd.DataFrame, rows: int = 3, max_cols: int = 8, width: int
         ",".join(map(str, shown)) + ("" if shown == cols else f",… ({len(cols) - len(shown)} more columns)")
     ]
     for _, row in frame.head(rows).iterrows():
-        cells = [_value_text(row[c], width) if isinstance(row[c], str) else str(row[c]) for c in shown]
+        cells = [_cell(row[c], width) for c in shown]
         lines.append(",".join(cells) + ("" if shown == cols else ",…"))
     return "\n".join(lines)
+
+
+def _cell(v: Any, width: int) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    text = str(v)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def value_counts_text(series: pd.Series, limit: int = 8) -> str:
@@ -190,7 +199,7 @@ def table_lines(comp: Competition, max_tables: int = 8) -> str:
 def image_lines(comp: Competition) -> str:
     """Image folders with counts and example names ('' when there are none)."""
     if not comp.image_dirs:
-        return ""
+        return "There are no image files."
     lines = ["Image folders:"]
     for d in comp.image_dirs[:4]:
         lines.append(f"- {d.rel or '.'}/: {d.n_files} images, e.g. {', '.join(d.example_files[:3])}")

@@ -27,6 +27,7 @@ THREADS = 2
 L1_METRICS = ("mae", "medae", "mean_absolute_error", "median_absolute_error")
 MIN_ROWS_FOR_NET_HOLDOUT = 200  # below this a network trains a fixed number of epochs
 SGD_LR_SCALE = 10.0  # SGD's learning rate relative to the (Adam-scale) ``lr`` parameter
+PLAN_CHECK_STEP = 5  # after this many steps, the schedule is fitted to the time bound
 
 
 class NetInputs(Protocol):
@@ -96,6 +97,17 @@ def build_net(body: Any, dim: int, heads: Sequence[Head], hidden: int, dropout: 
             return [h(z) for h in self.heads]
 
     return HeadNet()
+
+
+def device() -> Any:
+    """CUDA when torch sees a GPU, else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _to(batch: dict[str, Any], dev: Any) -> dict[str, Any]:
+    return {k: v.to(dev) for k, v in batch.items()} if dev.type != "cpu" else batch
 
 
 def _targets(y: np.ndarray, heads: Sequence[Head]) -> list[Any]:
@@ -174,15 +186,18 @@ def train_net(
     """Train ``net`` in place; with ``stop`` rows, keep the weights of the epoch with the lowest loss there.
 
     params: lr, optimizer, weight_decay, epochs, batch_size, patience, warmup (fraction of steps),
-    max_seconds (the fold's time bound: training stops after the batch that crosses it)."""
+    max_seconds (the fold's time bound: after a few steps the cosine schedule is shortened to end by then, and
+    training stops after the batch that crosses it)."""
     import torch
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     t0 = time.monotonic()
+    dev = device()
+    net.to(dev)
     losses = [head_loss(h, task.metric) for h in heads]
-    yt = _targets(np.asarray(y_train, dtype=float).reshape(len(y_train), -1), heads)
+    yt = [t.to(dev) for t in _targets(np.asarray(y_train, dtype=float).reshape(len(y_train), -1), heads)]
     ys = _targets(np.asarray(stop[1], dtype=float).reshape(len(stop[1]), -1), heads) if stop else None
     opt = make_optimizer(groups or [{"params": [p for p in net.parameters() if p.requires_grad]}], params)
     n = len(train_in)
@@ -191,10 +206,16 @@ def train_net(
     steps_per_epoch = max(1, math.ceil(n / batch))
     total = epochs * steps_per_epoch
     warm = max(1, int(float(params.get("warmup", 0.05)) * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm)))
-    )
+    plan = {"total": total}  # shortened when the time bound would cut the schedule
+
+    def lr_factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, plan["total"] - warm))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     max_seconds = float(params.get("max_seconds") or 0) or float("inf")
+    step = 0
     patience = int(params.get("patience", 5))
     info = TrainInfo()
     best_state: dict[str, Any] | None = None
@@ -207,14 +228,19 @@ def train_net(
             rows = order[start : start + batch]
             if len(rows) < 2:
                 continue
-            out = net(train_in.batch(rows, True, gen))
-            idx = torch.as_tensor(rows)
+            out = net(_to(train_in.batch(rows, True, gen), dev))
+            idx = torch.as_tensor(rows, device=dev)
             loss = sum(fn(o, t[idx]) for fn, o, t in zip(losses, out, yt)) / len(heads)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
             sched.step()
+            step += 1
+            if step == PLAN_CHECK_STEP and math.isfinite(max_seconds):
+                per_step = (time.monotonic() - t0) / step
+                affordable = step + int((max_seconds - (time.monotonic() - t0)) / max(per_step, 1e-9))
+                plan["total"] = max(warm + 1, min(total, affordable))
             if time.monotonic() - t0 > max_seconds:
                 timed_out = True
                 break
@@ -256,17 +282,18 @@ def forward_all(net: Any, inputs: NetInputs, batch: int, tta: Callable[[dict[str
     import torch
 
     net.eval()
+    dev = next(net.parameters()).device
     n = len(inputs)
     parts: list[list[Any]] = []
     with torch.no_grad():
         for start in range(0, n, batch):
             rows = np.arange(start, min(n, start + batch))
-            b = inputs.batch(rows, False, None)
+            b = _to(inputs.batch(rows, False, None), dev)
             out = net(b)
             if tta is not None:
                 out2 = net(tta(b))
                 out = [(a + c) / 2 for a, c in zip(out, out2)]
-            parts.append(out)
+            parts.append([o.float().cpu() for o in out])
     if not parts:
         return [torch.zeros((0, w)) for w in _widths(net)]
     return [torch.cat([p[i] for p in parts]) for i in range(len(parts[0]))]

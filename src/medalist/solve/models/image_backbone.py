@@ -3,9 +3,10 @@ embeddings + a linear model.
 
 Where the weights come from (environment):
 
-- ``MEDALIST_IMAGE_WEIGHTS=/path/backbone.pt``: a TorchScript module mapping an ImageNet-normalised RGB
-  batch (B, 3, S, S) to features (B, D) or feature maps (B, D, h, w) (average-pooled). Any torchvision /
-  timm model saved with ``torch.jit.script(model).save(path)`` (classifier removed) works.
+- ``MEDALIST_IMAGE_WEIGHTS=/path/backbone.pt2`` (``torch.export.save``, batch dimension dynamic) or
+  ``.pt`` (TorchScript, ``torch.jit.trace(model, x).save(path)``): a module mapping an ImageNet-normalised
+  RGB batch (B, 3, S, S) to features (B, D) or feature maps (B, D, h, w) (average-pooled). Any torchvision
+  or timm model exported with its classifier removed works.
 - ``MEDALIST_IMAGE_BACKBONE=<timm model name>`` with timm installed: weights from
   ``MEDALIST_IMAGE_WEIGHTS`` (a state-dict file) when set, else timm's own Hugging Face cache, read offline.
 - ``MEDALIST_IMAGE_SIZE``: input size (default 224).
@@ -92,12 +93,15 @@ class Backbone:
                     )
                 else:
                     module = timm.create_model(name, pretrained=True, num_classes=0)
+            elif weights.endswith(".pt2"):
+                module = torch.export.load(str(Path(weights).expanduser())).module()
             else:
                 module = torch.jit.load(str(Path(weights).expanduser()), map_location="cpu")
         except Exception as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckError(f"image backbone failed to load ({name or weights}): {msg}") from exc
-        module.eval()
+        if hasattr(module, "eval") and not isinstance(module, torch.fx.GraphModule):
+            module.eval()  # exported programs' modules refuse eval(); they hold no training-mode layers
         return cls(module, size)
 
     def embed(self, paths: list[str], batch: int = 32) -> np.ndarray:

@@ -76,7 +76,7 @@ class TransformerFTFamily(NetFamily):
             "hidden": 0,
             "dropout": 0.1,
             "holdout": 0.0,  # two epochs: every training row counts; stops early only on given labels
-            "max_seconds": 1800,
+            "max_seconds": 600,
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
