@@ -99,7 +99,9 @@ def test_every_recipe_has_consistent_frames(titanic: TaskData) -> None:
     base = columns["base"]
     assert {"Sex", "Embarked", "Pclass", "Age", "Fare", "Ticket__count"} <= base
     assert "Name" not in base and "Ticket" not in base  # high-cardinality strings are not one level per row
-    assert len(base) < 15
+    # what high-cardinality strings hide: title tokens in Name, the ticket's prefix and number
+    assert {"Name__has_mr", "Name__has_miss", "Name__has_master", "Ticket__prefix", "Ticket__number"} <= base
+    assert len(base) < 40
     assert {"Sex__count", "Embarked__count"} <= columns["count"] - base
     assert {"Sex__te", "Embarked__te"} <= columns["target_enc"] - base
     assert {"Age__isna", "Cabin__isna", "n_missing"} <= columns["missing"] - base
@@ -270,3 +272,16 @@ def test_missing_indicators_match_raw_values(titanic: TaskData) -> None:
 def test_unknown_recipe(titanic: TaskData) -> None:
     with pytest.raises(InputError, match="unknown feature recipe"):
         prepare_features(titanic, "magic", ("tabular",))
+
+
+def test_structured_strings_are_split(competitions):
+    """spaceship-titanic: Cabin 'B/0/P' -> deck, number, side; PassengerId '0013_01' -> group size."""
+    from medalist.solve.features import _string_parts
+
+    train = pd.read_csv(competitions / "spaceship-titanic" / "public" / "train.csv")
+    cabin = _string_parts("Cabin", train["Cabin"])
+    assert set(cabin["Cabin__p0"].dropna().unique()) <= set("ABCDEFGT")
+    assert set(cabin["Cabin__p2"].dropna().unique()) == {"P", "S"}
+    group = _string_parts("PassengerId", train["PassengerId"])["PassengerId__p0_count"]
+    sizes = train["PassengerId"].str.split("_").str[0].map(train["PassengerId"].str.split("_").str[0].value_counts())
+    assert np.array_equal(group.to_numpy(), sizes.to_numpy(dtype="float32"))

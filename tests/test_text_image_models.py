@@ -57,7 +57,11 @@ def spooky(comp: Path, n: int, n_test: int) -> TaskData:
     authors = ["EAP", "HPL", "MWS"]
     target = pd.concat([tr[["id"]], pd.get_dummies(tr["author"])[authors].astype(float)], axis=1)
     t = TargetTransform("multiclass", "proba", authors, classes=authors)
-    maps = {"train_tab_target": target, "train_txt_input": tr[["id", "text"]], "test_txt_input": te[["id", "text"]]}
+    maps = {
+        "train_tab_target": target,
+        "train_txt_input": tr[["id", "text"]],
+        "test_txt_input": te[["id", "text"]],
+    }
     return align_maps(_spec(SPOOKY, t, "log_loss", True, {"text": ["text"]}), maps)
 
 
@@ -91,11 +95,14 @@ def tweets(comp: Path, n: int, n_test: int) -> TaskData:
         "train_tab_input": tr[["id", "keyword", "location"]],
         "test_tab_input": te[["id", "keyword", "location"]],
     }
-    return align_maps(_spec(NLP, t, "f1", False, {"text": ["text"], "tabular": ["keyword", "location"]}), maps)
+    return align_maps(
+        _spec(NLP, t, "f1", False, {"text": ["text"], "tabular": ["keyword", "location"]}), maps
+    )
 
 
 def leaf(comp: Path, n_species: int) -> TaskData:
-    """Rows of the first ``n_species`` species (about 9 each) with their images; the whole test set."""
+    """Rows of the first ``n_species`` species (about 9 each) with their images, the target as the
+    submission's species probabilities; the whole test set."""
     pub = comp / LEAF / "public"
     tr = pd.read_csv(pub / "train.csv")
     te = pd.read_csv(pub / "test.csv")
@@ -107,9 +114,10 @@ def leaf(comp: Path, n_species: int) -> TaskData:
         ids = f["id"].astype(str)
         paths = pd.Series([str(pub / "images" / f"{i}.jpg") for i in f["id"]], name="path")
         out.append((ids, paths))
-    t = TargetTransform("multiclass", "label", ["species"], classes=species)
+    t = TargetTransform("multiclass", "proba", species, classes=species)
+    onehot = pd.get_dummies(tr["species"])[species].astype(float)
     maps = {
-        "train_tab_target": pd.concat([out[0][0], tr["species"]], axis=1),
+        "train_tab_target": pd.concat([out[0][0], onehot], axis=1),
         "train_tab_input": pd.concat([out[0][0], tr[cols]], axis=1),
         "test_tab_input": pd.concat([out[1][0], te[cols]], axis=1),
         "train_img_input": pd.concat([out[0][0], out[0][1]], axis=1),
@@ -132,10 +140,14 @@ class Split:
         self.X_tr, self.X_va, self.X_te = feats.split(self.tr, self.va)
         self.y_tr, self.y_va = y[self.tr], y[self.va]
 
-    def fit(self, family: Any, params: dict[str, Any] | None = None, stop_on_valid: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def fit(
+        self, family: Any, params: dict[str, Any] | None = None, stop_on_valid: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         assert family.available() is None, family.available()
         yv = self.y_va if stop_on_valid else None
-        pv, pt = family.fit_predict(self.X_tr, self.y_tr, self.X_va, self.X_te, params or {}, self.task, 0, yv)
+        pv, pt = family.fit_predict(
+            self.X_tr, self.y_tr, self.X_va, self.X_te, params or {}, self.task, 0, yv
+        )
         n_out = self.task.n_outputs
         assert pv.shape == (len(self.va), n_out)
         assert pt.shape == (self.data.n_test, n_out)
@@ -278,7 +290,9 @@ def test_cnn_stops_early_on_valid_labels(leaf_data: TaskData) -> None:
 
     split = Split(leaf_data, ("image",))
     family = CNNFamily()
-    split.fit(family, {"image_size": 32, "width": 8, "epochs": 30, "patience": 1, "lr": 0.3}, stop_on_valid=True)
+    split.fit(
+        family, {"image_size": 32, "width": 8, "epochs": 30, "patience": 1, "lr": 0.3}, stop_on_valid=True
+    )
     info = family.last_info
     assert info.stopped == "patience" and info.epochs < 30 and info.best_epoch <= info.epochs
 
@@ -360,7 +374,9 @@ def test_fusion_hashed_text_and_tabular_on_tweets(competitions: Path) -> None:
 
     split = Split(tweets(competitions, 2000, 200), ("image", "text", "tabular"))
     family = FusionFamily()
-    pv, _ = split.fit(family, {"text_embedder": "hash", "optimizer": "sgd", "epochs": 12, "lr": 5e-3, "hash_bits": 15})
+    pv, _ = split.fit(
+        family, {"text_embedder": "hash", "optimizer": "sgd", "epochs": 12, "lr": 5e-3, "hash_bits": 15}
+    )
     assert split.auc(pv) > 0.75
     assert family.last_info.best_epoch >= 1 and np.isfinite(family.last_info.best_loss)
 
@@ -413,7 +429,9 @@ def test_runner_writes_oof_and_test_arrays(competitions: Path, tmp_path: Path, n
         assert oof.shape == (data.n_train, k) and test.shape == (data.n_test, k)
         assert rec.cv_score is not None and len(rec.fold_scores) == 5
         prior = np.bincount(data.y[:, 0].astype(int), minlength=k) / data.n_train
-        assert rec.cv_score < 0.6 * log_loss(data.y[:, 0], np.tile(prior, (data.n_train, 1)), labels=list(range(k)))
+        assert rec.cv_score < 0.7 * log_loss(
+            data.y[:, 0], np.tile(prior, (data.n_train, 1)), labels=list(range(k))
+        )
 
 
 def _family(name: str) -> Any:
@@ -425,7 +443,9 @@ def _family(name: str) -> Any:
 
 # ----------------------------------------------------------------------------------------- MiniLM (slow)
 @pytest.mark.slow
-def test_sentence_embedding_families_on_tweets(competitions: Path, embed_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sentence_embedding_families_on_tweets(
+    competitions: Path, embed_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from medalist.solve.models.text_embed import (
         SentenceEmbedLGBMFamily,
         SentenceEmbedLinearFamily,
@@ -447,7 +467,9 @@ def test_sentence_embedding_families_on_tweets(competitions: Path, embed_cache: 
 
 
 @pytest.mark.slow
-def test_fusion_with_sentence_embeddings(competitions: Path, embed_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fusion_with_sentence_embeddings(
+    competitions: Path, embed_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from medalist.solve.models.fusion import FusionFamily
 
     monkeypatch.setenv("MEDALIST_CACHE_DIR", str(embed_cache))

@@ -14,7 +14,13 @@ from medalist.intake import Competition
 from medalist.metrics import get_metric, recognize_metric
 from medalist.policy.base import StageContext, Usage
 from medalist.setup.data import make_keys
-from medalist.setup.profile import IMAGE_EXTENSIONS, is_integer_valued, profile_column, uniqueness
+from medalist.setup.profile import (
+    IMAGE_EXTENSIONS,
+    is_integer_valued,
+    is_structured_id,
+    profile_column,
+    uniqueness,
+)
 from medalist.setup.spec import _key
 
 _POSITIVE = ("1", "True", "true", "yes", "Yes", "Y", "y", "positive", "pos")
@@ -178,7 +184,7 @@ class ExpertPolicy:
             if col in label_columns or col in excluded or col not in test_cols:
                 continue
             prof = profile_column(train[col])
-            if col == id_column and prof.kind not in ("datetime", "text"):
+            if col == id_column and prof.kind not in ("datetime", "text") and not is_structured_id(train[col]):
                 excluded[col] = "id column"
                 continue
             if not prof.is_input_kind:

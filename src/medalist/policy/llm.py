@@ -519,10 +519,17 @@ class LLMPolicy:
                     "the targets are one 0/1 column per class: a row whose LABEL value is v gets 1 in "
                     "column PREFIX + str(v) and 0 in every other TARGETS column (integers)."
                 )
+                facts.append(
+                    "pandas idiom: pd.get_dummies(df[LABEL].astype(str)).add_prefix(PREFIX)"
+                    ".reindex(columns=TARGETS, fill_value=0).astype(int)."
+                )
             else:
                 facts.append(
                     "the targets are the LABELS columns of the training table with their values unchanged, "
                     "renamed to TARGETS (in order)."
+                )
+                facts.append(
+                    'pandas idiom: out = df[LABELS].copy(); out.columns = TARGETS; out.insert(0, "id", keys).'
                 )
         elif ctx.modality == "image":
             image = mods.get("image") or {}
@@ -543,6 +550,7 @@ class LLMPolicy:
             facts.append(
                 f"the output columns must be exactly ['id'] + COLUMNS ({len(columns)} input columns)."
             )
+            facts.append('pandas idiom: out = df[COLUMNS].copy(); out.insert(0, "id", keys).')
         consts.append(("OUTPUT", "out.pkl", "where the result is saved (done for you)"))
 
         def header(abbreviate: bool) -> str:

@@ -237,6 +237,12 @@ def derive_plan(
     task = _check_task(normalise_task_type(ans.get("task_type")), train, targets, label_columns, one_hot)
     shared = [str(c) for c in train.columns if c in test_cols and c not in label_columns]
     text_cols = _pick(ans.get("text_columns"), shared, "text_columns")
+    if "text" in mods.get("inputs", []) and not text_cols:
+        texts = [c for c in shared if profile_column(train[c]).kind == "text"]
+        raise CheckError(
+            '"text_columns" is empty, but the modalities stage found text inputs: list the free-text columns'
+            + (f" (e.g. {', '.join(texts[:3])})" if texts else "")
+        )
     exclude = _pick(ans.get("exclude"), shared, "exclude")
     has_image = bool(mods.get("image"))
     input_columns: dict[str, list[str]] = {"tabular": [], "text": [], "image": ["path"] if has_image else []}

@@ -105,3 +105,18 @@ def uniqueness(series: pd.Series) -> float:
 def is_integer_valued(values: np.ndarray) -> bool:
     v = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy(dtype=float)
     return len(v) > 0 and bool(np.all(np.isfinite(v)) and np.allclose(v, np.round(v)))
+
+
+def is_structured_id(series: pd.Series) -> bool:
+    """Ids that encode a group ("0013_01": group 0013, member 01): delimited text whose first part repeats."""
+    if pd.api.types.is_numeric_dtype(series):
+        return False
+    vals = series.dropna().astype(str)
+    if vals.empty:
+        return False
+    for d in ("_", "-", "/", ":"):
+        has = vals.str.contains(d, regex=False)
+        if has.mean() >= 0.9:
+            first = vals.str.split(d, n=1, regex=False).str[0]
+            return bool(first.nunique() < 0.9 * len(vals))
+    return False

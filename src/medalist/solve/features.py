@@ -153,6 +153,59 @@ def _text_stats(name: str, s: pd.Series) -> dict[str, pd.Series]:
     }
 
 
+_DELIMITERS = ("/", "_", "-", "|", ":", ";", ",", " ")
+MAX_TOKENS = 12  # frequent-token indicators per high-cardinality string column
+
+
+def _string_parts(name: str, s: pd.Series) -> dict[str, pd.Series]:
+    """What a high-cardinality string hides: delimited parts ("B/0/P" -> deck, number, side; "0013_01" ->
+    group, member), its leading letters, the number inside it, and indicators of frequent tokens
+    ("Braund, Mr. Owen" -> mr). Never looks at the target."""
+    t = s.astype("string")
+    present = t.notna()
+    if present.sum() == 0:
+        return {}
+    vals = t[present]
+    out: dict[str, pd.Series] = {}
+    for d in _DELIMITERS:
+        counts = vals.str.count(re.escape(d))
+        if (counts > 0).mean() < 0.9:
+            continue
+        mode = int(counts.mode().iloc[0])
+        if mode < 1 or mode > 4 or (counts == mode).mean() < 0.9:
+            continue
+        parts = t.str.split(d, n=mode, regex=False)
+        for i in range(mode + 1):
+            part = parts.str.get(i)
+            num = pd.to_numeric(part, errors="coerce")
+            if num.notna().sum() >= 0.9 * part.notna().sum():
+                out[f"{name}__p{i}"] = num.astype("float32")
+                out[f"{name}__p{i}_count"] = _counts(part)
+            else:
+                nunique = part.nunique(dropna=True)
+                if nunique <= 50:
+                    codes = pd.Categorical(part)
+                    out[f"{name}__p{i}"] = pd.Series(codes, index=s.index)
+                out[f"{name}__p{i}_count"] = _counts(part)
+        break
+    prefix = t.str.extract(r"^\s*([A-Za-z]+)", expand=False)
+    if prefix.notna().mean() > 0.05 and 1 < prefix.nunique(dropna=True) <= 50:
+        out[f"{name}__prefix"] = pd.Series(pd.Categorical(prefix), index=s.index)
+    number = pd.to_numeric(t.str.extract(r"(\d+(?:\.\d+)?)\s*$", expand=False), errors="coerce")
+    if number.notna().mean() > 0.5 and number.nunique() > 2:
+        out[f"{name}__number"] = number.astype("float32")
+    words = vals.str.lower().str.findall(r"[a-z]{2,}")
+    if float(words.str.len().mean()) >= 1.5:
+        docs = words.map(lambda w: sorted(set(w)))
+        freq = docs.explode().value_counts()
+        n = len(vals)
+        useful = [w for w, c in freq.items() if 0.01 * n <= c <= 0.6 * n][:MAX_TOKENS]
+        lowered = t.str.lower()
+        for w in useful:
+            out[f"{name}__has_{w}"] = lowered.str.contains(rf"\b{re.escape(w)}\b", regex=True).astype("float32")
+    return {k: v for k, v in out.items() if v.nunique(dropna=True) > 1}
+
+
 def _counts(values: pd.Series) -> pd.Series:
     """How often each value occurs in the column (NaN where the value is missing)."""
     freq = values.map(values.value_counts(dropna=True))
@@ -416,6 +469,7 @@ def prepare_features(
                 )
             elif col in roles.high_card:
                 cols[f"{col}__count"] = _counts(_canon(s))
+                cols.update(_string_parts(col, s))
             elif col in roles.datetime:
                 cols.update(_datetime_parts(col, s))
             elif col in roles.text:

@@ -21,7 +21,14 @@ import pandas as pd
 
 from medalist.errors import CheckError
 from medalist.solve.models.base import tabular_only
-from medalist.solve.models.fusion_core import ArrayInputs, ConcatBody, MergedInputs, NetFamily, NetParts, net_space
+from medalist.solve.models.fusion_core import (
+    ArrayInputs,
+    ConcatBody,
+    MergedInputs,
+    NetFamily,
+    NetParts,
+    net_space,
+)
 from medalist.solve.models.image import (
     ImageInputs,
     ImageStore,
@@ -110,10 +117,6 @@ def _bag_embedder(buckets: int, out: int) -> Any:
     return BagEmbed()
 
 
-def _image_embedder(body: Any) -> Any:
-    return body  # the CNN body already maps batch["img"] to pooled features
-
-
 class FusionFamily(NetFamily):
     """Late fusion of every input modality present in the frame (see the module docstring)."""
 
@@ -181,20 +184,32 @@ class FusionFamily(NetFamily):
         return NetParts(merged[0], merged[1], merged[2], body, dims, tta=tta if params.get("tta") else None)
 
     def _tabular(
-        self, splits: tuple[pd.DataFrame, ...], params: dict[str, Any], inputs: list[list[Any]], embedders: dict[str, Any]
+        self,
+        splits: tuple[pd.DataFrame, ...],
+        params: dict[str, Any],
+        inputs: list[list[Any]],
+        embedders: dict[str, Any],
     ) -> int:
         from medalist.solve.models.mlp import MLPFamily
 
         tabs = [tabular_only(X) for X in splits]
         enc = MLPFamily().encode(tabs[0], tabs[1], tabs[2], {"numeric": "quantile"}, 0)
         for i, e in enumerate(enc):
-            inputs[i].append(ArrayInputs({"tab_num": e.num.astype(np.float32), "tab_cat": e.cat.astype(np.int64)}))
+            inputs[i].append(
+                ArrayInputs({"tab_num": e.num.astype(np.float32), "tab_cat": e.cat.astype(np.int64)})
+            )
         out = int(params["tab_dim"])
-        embedders["tabular"] = _tab_embedder(enc[0].num.shape[1], list(enc[0].cards), out, int(params["embedding_max"]))
+        embedders["tabular"] = _tab_embedder(
+            enc[0].num.shape[1], list(enc[0].cards), out, int(params["embedding_max"])
+        )
         return out
 
     def _text(
-        self, splits: tuple[pd.DataFrame, ...], params: dict[str, Any], inputs: list[list[Any]], embedders: dict[str, Any]
+        self,
+        splits: tuple[pd.DataFrame, ...],
+        params: dict[str, Any],
+        inputs: list[list[Any]],
+        embedders: dict[str, Any],
     ) -> int:
         cols = text_columns(splits[0])
         choice = str(params.get("text_embedder", "auto"))
@@ -223,7 +238,11 @@ class FusionFamily(NetFamily):
         return out
 
     def _image(
-        self, splits: tuple[pd.DataFrame, ...], params: dict[str, Any], inputs: list[list[Any]], embedders: dict[str, Any]
+        self,
+        splits: tuple[pd.DataFrame, ...],
+        params: dict[str, Any],
+        inputs: list[list[Any]],
+        embedders: dict[str, Any],
     ) -> tuple[int, Any]:
         from medalist.solve.models.image_backbone import Backbone, backbone_reason
 
@@ -245,5 +264,5 @@ class FusionFamily(NetFamily):
         for i, imgs in enumerate((train, valid, test)):
             inputs[i].append(ImageInputs(imgs, mean, std, params))
         body, dim = cnn_body(channels, int(params["width"]), int(params["blocks"]))
-        embedders["image"] = _image_embedder(body)
+        embedders["image"] = body  # the CNN body maps batch["img"] to pooled features
         return dim, hflip_view if params.get("hflip", True) else None

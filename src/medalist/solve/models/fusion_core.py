@@ -125,7 +125,9 @@ def _targets(y: np.ndarray, heads: Sequence[Head]) -> list[Any]:
     return out
 
 
-def stop_rows(y: np.ndarray, heads: Sequence[Head], seed: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def stop_rows(
+    y: np.ndarray, heads: Sequence[Head], seed: int, fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(fit rows, stop rows) of the training part: stratified on a single class target when every class
     has two rows, random otherwise."""
     n = len(y)
@@ -276,7 +278,9 @@ def _eval_loss(net: Any, inputs: NetInputs, ys: list[Any], losses: list[Any], ba
         return float(sum(fn(o, t) for fn, o, t in zip(losses, outs, ys)) / len(losses))
 
 
-def forward_all(net: Any, inputs: NetInputs, batch: int, tta: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[Any]:
+def forward_all(
+    net: Any, inputs: NetInputs, batch: int, tta: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> list[Any]:
     """Raw head outputs for every row of ``inputs`` (eval mode, no augmentation; ``tta`` adds one more
     view whose outputs are averaged with the plain ones)."""
     import torch
@@ -304,7 +308,11 @@ def _widths(net: Any) -> list[int]:
 
 
 def predict_heads(
-    net: Any, heads: Sequence[Head], inputs: NetInputs, batch: int, tta: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    net: Any,
+    heads: Sequence[Head],
+    inputs: NetInputs,
+    batch: int,
+    tta: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> np.ndarray:
     """Model-space predictions (n, n_outputs): probabilities for classes, de-standardised values otherwise."""
     import torch
@@ -371,7 +379,9 @@ class NetFamily(Family):
         y = np.asarray(y_train, dtype=float).reshape(len(y_train), -1)
         heads = make_heads(y, task)
         parts = self.build(X_train, X_valid, X_test, full, task, seed)
-        net = build_net(parts.body, parts.dim, heads, int(full.get("hidden", 0)), float(full.get("dropout", 0.0)))
+        net = build_net(
+            parts.body, parts.dim, heads, int(full.get("hidden", 0)), float(full.get("dropout", 0.0))
+        )
         groups = parts.groups(net) if parts.groups else None
         batch = int(full.get("batch_size", 64))
         if y_valid is not None and len(y_valid) == len(X_valid) and len(y_valid) > 0:
@@ -380,7 +390,15 @@ class NetFamily(Family):
         elif float(full.get("holdout", 0.1)) > 0 and len(y) >= MIN_ROWS_FOR_NET_HOLDOUT:
             fit, stop = stop_rows(y, heads, seed, float(full.get("holdout", 0.1)))
             info = train_net(
-                net, heads, _Rows(parts.train, fit), y[fit], (_Rows(parts.train, stop), y[stop]), full, task, seed, groups
+                net,
+                heads,
+                _Rows(parts.train, fit),
+                y[fit],
+                (_Rows(parts.train, stop), y[stop]),
+                full,
+                task,
+                seed,
+                groups,
             )
         else:
             info = train_net(net, heads, parts.train, y, None, full, task, seed, groups)

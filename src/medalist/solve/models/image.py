@@ -37,7 +37,9 @@ def require_image_column(X: pd.DataFrame, family: str) -> str:
     """The first image column (paths); raises when the frame has none."""
     cols = image_columns(X)
     if not cols:
-        raise CheckError(f"{family} needs an image column (img__*, file paths); prepare features with modality 'image'")
+        raise CheckError(
+            f"{family} needs an image column (img__*, file paths); prepare features with modality 'image'"
+        )
     return cols[0]
 
 
@@ -178,7 +180,7 @@ def column_paths(X: pd.DataFrame, col: str) -> list[str]:
 def augment(x: Any, gen: Any, params: dict[str, Any]) -> Any:
     """Random affine (rotation, zoom, shift, flips) + brightness/contrast jitter of a float batch (B,C,H,W)."""
     import torch
-    import torch.nn.functional as F
+    from torch.nn import functional
 
     b = x.shape[0]
 
@@ -198,8 +200,8 @@ def augment(x: Any, gen: Any, params: dict[str, Any]) -> Any:
     theta = torch.stack(
         [torch.stack([cos * fx, -sin * fy, shift[0]], 1), torch.stack([sin * fx, cos * fy, shift[1]], 1)], 1
     )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    grid = functional.affine_grid(theta, list(x.shape), align_corners=False)
+    out = functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     jitter = float(params.get("jitter", 0))
     if jitter > 0:
         gain = 1 + uniform(b, 1, 1, 1) * jitter
@@ -211,7 +213,9 @@ def augment(x: Any, gen: Any, params: dict[str, Any]) -> Any:
 class ImageInputs:
     """``NetInputs`` over uint8 images: scaled to [0, 1], normalised per channel, augmented when training."""
 
-    def __init__(self, images: np.ndarray, mean: np.ndarray, std: np.ndarray, params: dict[str, Any], key: str = "img") -> None:
+    def __init__(
+        self, images: np.ndarray, mean: np.ndarray, std: np.ndarray, params: dict[str, Any], key: str = "img"
+    ) -> None:
         self.images = images
         self.mean = mean.reshape(1, -1, 1, 1).astype(np.float32)
         self.std = std.reshape(1, -1, 1, 1).astype(np.float32)
@@ -348,7 +352,12 @@ class CNNFamily(NetFamily):
 
 
 def load_splits(
-    store: ImageStore, col: str, X_train: pd.DataFrame, X_valid: pd.DataFrame, X_test: pd.DataFrame, params: dict[str, Any]
+    store: ImageStore,
+    col: str,
+    X_train: pd.DataFrame,
+    X_valid: pd.DataFrame,
+    X_test: pd.DataFrame,
+    params: dict[str, Any],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """uint8 images of the three splits at ``params['image_size']`` and the task's channel count."""
     paths = [column_paths(X, col) for X in (X_train, X_valid, X_test)]
@@ -493,7 +502,11 @@ def handcrafted_features(images: np.ndarray, sizes: np.ndarray, pixels: int, pre
     data[f"{prefix}aspect"] = w / np.maximum(h, 1)
     k = max(1, s // pixels)
     crop = gray[:, : k * pixels, : k * pixels]
-    pooled = crop.reshape(n, pixels, k, pixels, k).mean(axis=(2, 4)).reshape(n, -1) if n else np.zeros((0, pixels * pixels))
+    pooled = (
+        crop.reshape(n, pixels, k, pixels, k).mean(axis=(2, 4)).reshape(n, -1)
+        if n
+        else np.zeros((0, pixels * pixels))
+    )
     for j in range(pooled.shape[1]):
         data[f"{prefix}px{j}"] = pooled[:, j].astype(np.float32)
     return pd.DataFrame(data)
@@ -552,11 +565,17 @@ class ImgEmbedLGBMFamily(Family):
                 for i, X in enumerate((X_train, X_valid, X_test)):
                     emb = backbone.embed(column_paths(X, col))
                     frames[i] = pd.concat(
-                        [frames[i], pd.DataFrame(emb, columns=[f"{short}__bb{j}" for j in range(emb.shape[1])])], axis=1
+                        [
+                            frames[i],
+                            pd.DataFrame(emb, columns=[f"{short}__bb{j}" for j in range(emb.shape[1])]),
+                        ],
+                        axis=1,
                     )
         return frames[0], frames[1], frames[2]
 
-    def _handcrafted(self, X: pd.DataFrame, col: str, short: str, channels: int, params: dict[str, Any]) -> pd.DataFrame:
+    def _handcrafted(
+        self, X: pd.DataFrame, col: str, short: str, channels: int, params: dict[str, Any]
+    ) -> pd.DataFrame:
         size, pixels, fit = int(params["feature_size"]), int(params["pixels"]), str(params["fit"])
         conf = (short, size, pixels, fit)
         rows, names = self._features.setdefault(conf, ({}, []))

@@ -89,7 +89,10 @@ class Backbone:
 
                 if weights:
                     module = timm.create_model(
-                        name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(Path(weights).expanduser())}
+                        name,
+                        pretrained=True,
+                        num_classes=0,
+                        pretrained_cfg_overlay={"file": str(Path(weights).expanduser())},
                     )
                 else:
                     module = timm.create_model(name, pretrained=True, num_classes=0)

@@ -63,7 +63,9 @@ def tfidf_blocks(
             )
         for vec in vecs:
             tr = vec.fit_transform(X_train[col].astype(str))
-            blocks.append((tr, vec.transform(X_valid[col].astype(str)), vec.transform(X_test[col].astype(str))))
+            blocks.append(
+                (tr, vec.transform(X_valid[col].astype(str)), vec.transform(X_test[col].astype(str)))
+            )
     return blocks
 
 
@@ -271,10 +273,16 @@ class NBSVMFamily(Family):
         if len(np.unique(y)) < 2:
             return np.full(X_valid[0].shape[0], float(y[0])), np.full(X_test[0].shape[0], float(y[0]))
         model = LogisticRegression(
-            C=float(params["C"]), solver="liblinear", dual=True, max_iter=int(params["max_iter"]), random_state=seed
+            C=float(params["C"]),
+            solver="liblinear",
+            dual=True,
+            max_iter=int(params["max_iter"]),
+            random_state=seed,
         )
         model.fit(xtr, y)
-        return _rows(model.predict_proba, features(X_valid), 2)[:, 1], _rows(model.predict_proba, features(X_test), 2)[:, 1]
+        return _rows(model.predict_proba, features(X_valid), 2)[:, 1], _rows(
+            model.predict_proba, features(X_test), 2
+        )[:, 1]
 
 
 def nb_ratio(X: Any, y: np.ndarray, alpha: float) -> np.ndarray:

@@ -82,7 +82,11 @@ class SentenceEncoder:
     disk. The model loads on first use; a failure raises CheckError with one line."""
 
     def __init__(
-        self, model_dir: Path | None = None, max_seq_length: int = 128, batch_size: int = 64, cache_dir: Path | None = None
+        self,
+        model_dir: Path | None = None,
+        max_seq_length: int = 128,
+        batch_size: int = 64,
+        cache_dir: Path | None = None,
     ) -> None:
         self.model_dir = model_dir or text_model_dir()
         reason = missing_package("torch", "sentence_transformers") or weights_reason(self.model_dir)
@@ -223,7 +227,9 @@ class _EmbedFamily(Family):
     ) -> tuple[list[str], list[np.ndarray]]:
         cols = text_columns(X_train)
         if not cols:
-            raise CheckError(f"{self.name} needs text columns (txt__*); prepare features with modality 'text'")
+            raise CheckError(
+                f"{self.name} needs text columns (txt__*); prepare features with modality 'text'"
+            )
         enc = self.encoder(params)
         return cols, [embed_columns(enc, X, cols) for X in (X_train, X_valid, X_test)]
 

@@ -121,7 +121,9 @@ class TransformerFTFamily(NetFamily):
 
         cols = text_columns(X_train)
         if not cols:
-            raise CheckError("transformer_ft needs text columns (txt__*); prepare features with modality 'text'")
+            raise CheckError(
+                "transformer_ft needs text columns (txt__*); prepare features with modality 'text'"
+            )
         tok, base = self._load()
         max_len = int(params["max_len"])
         sep = tok.sep_token or "|"
@@ -147,7 +149,9 @@ class TransformerFTFamily(NetFamily):
                 return (out * m).sum(1) / m.sum(1).clamp(min=1.0)
 
         body = Body()
-        dim = int(getattr(base.config, "hidden_size", 0)) or int(body({**ids(X_train.iloc[:1]).batch(np.array([0]), False, None)}).shape[1])
+        dim = int(getattr(base.config, "hidden_size", 0)) or int(
+            body({**ids(X_train.iloc[:1]).batch(np.array([0]), False, None)}).shape[1]
+        )
 
         def groups(net: Any) -> list[dict[str, Any]]:
             enc_ids = {id(p) for p in net.body.parameters()}
