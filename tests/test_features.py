@@ -283,5 +283,10 @@ def test_structured_strings_are_split(competitions):
     assert set(cabin["Cabin__p0"].dropna().unique()) <= set("ABCDEFGT")
     assert set(cabin["Cabin__p2"].dropna().unique()) == {"P", "S"}
     group = _string_parts("PassengerId", train["PassengerId"])["PassengerId__p0_count"]
-    sizes = train["PassengerId"].str.split("_").str[0].map(train["PassengerId"].str.split("_").str[0].value_counts())
+    sizes = (
+        train["PassengerId"]
+        .str.split("_")
+        .str[0]
+        .map(train["PassengerId"].str.split("_").str[0].value_counts())
+    )
     assert np.array_equal(group.to_numpy(), sizes.to_numpy(dtype="float32"))

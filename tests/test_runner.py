@@ -31,7 +31,13 @@ def titanic(tmp_path, competitions):
     return ws, data, folds, Ledger(ws.ledger)
 
 
-def test_runner_writes_arrays_scores_and_skips_on_rerun(titanic):
+@pytest.fixture
+def sequential(monkeypatch):
+    """Folds one after another in this process (these tests count calls on the family object)."""
+    monkeypatch.setenv("MEDALIST_FOLD_JOBS", "1")
+
+
+def test_runner_writes_arrays_scores_and_skips_on_rerun(titanic, sequential):
     ws, data, folds, led = titanic
     spec = ExperimentSpec("linear", {"C": 0.5}, features="numeric")
     family = LinearFamily()
@@ -109,7 +115,7 @@ def test_time_folds_leave_first_block_unscored(tmp_path, competitions):
     assert rec.cv_score != pytest.approx(score_predictions(data, oof))
 
 
-def test_failures_are_recorded_and_retried(titanic):
+def test_failures_are_recorded_and_retried(titanic, sequential):
     ws, data, folds, led = titanic
     spec = ExperimentSpec("linear", {"C": 2.0})
     feats = NumericFeatures(data)
@@ -323,3 +329,29 @@ def test_kill9_mid_run_resumes_without_repeating_or_losing_work(titanic):
     assert [(r.status, r.error) for r in history] == [("failed", "interrupted"), ("done", "")]
     assert np.isfinite(np.load(done_after[redone].oof_path)).all()
     assert not led.records("running")
+
+
+def test_parallel_folds_match_sequential_folds(titanic, monkeypatch):
+    """Folds fitted side by side in worker processes give exactly the arrays of folds fitted in turn."""
+    ws, data, folds, _ = titanic
+    arrays = {}
+    for jobs in ("1", "2"):
+        monkeypatch.setenv("MEDALIST_FOLD_JOBS", jobs)
+        led = Ledger(ws.experiments / f"ledger{jobs}.sqlite")
+        rec = run_experiment(
+            ws, data, folds, ExperimentSpec("lgbm", {"n_estimators": 60}, seed=jobs == "2"), led
+        )
+        assert rec.status == "done", rec.error
+        arrays[jobs] = (np.load(rec.oof_path), np.load(rec.test_path), rec.params["n_threads"])
+    # same model, seeds differ only to keep the arrays' names apart: compare against a same-seed rerun
+    monkeypatch.setenv("MEDALIST_FOLD_JOBS", "1")
+    again = run_experiment(
+        ws,
+        data,
+        folds,
+        ExperimentSpec("lgbm", {"n_estimators": 60}, seed=1),
+        Ledger(ws.experiments / "ledger_again.sqlite"),
+    )
+    np.testing.assert_allclose(np.load(again.oof_path), arrays["2"][0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.load(again.test_path), arrays["2"][1], rtol=1e-9, atol=1e-12)
+    assert arrays["2"][2] == 1  # one thread per worker

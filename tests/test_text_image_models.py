@@ -189,6 +189,14 @@ def no_backbone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MEDALIST_IMAGE_BACKBONE", raising=False)
 
 
+def needs(family: Any) -> Any:
+    """The family, or a skip with its one-line reason when its packages or local weights are missing."""
+    reason = family.available()
+    if reason is not None:
+        pytest.skip(f"{family.name}: {reason}")
+    return family
+
+
 @pytest.fixture(scope="module")
 def embed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("embed-cache")
@@ -454,9 +462,9 @@ def test_sentence_embedding_families_on_tweets(
 
     monkeypatch.setenv("MEDALIST_CACHE_DIR", str(embed_cache))
     split = Split(tweets(competitions, 800, 100), ("text", "tabular"))
-    pv, _ = split.fit(SentenceEmbedLinearFamily())
+    pv, _ = split.fit(needs(SentenceEmbedLinearFamily()))
     assert split.auc(pv) > 0.8
-    pv, _ = split.fit(SentenceEmbedLGBMFamily())
+    pv, _ = split.fit(needs(SentenceEmbedLGBMFamily()))
     assert split.auc(pv) > 0.75
     # a new encoder finds every embedding on disk and never loads the model
     again = SentenceEncoder()
@@ -471,8 +479,10 @@ def test_fusion_with_sentence_embeddings(
     competitions: Path, embed_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from medalist.solve.models.fusion import FusionFamily
+    from medalist.solve.models.text_embed import SentenceEmbedLinearFamily
 
     monkeypatch.setenv("MEDALIST_CACHE_DIR", str(embed_cache))
+    needs(SentenceEmbedLinearFamily())
     split = Split(tweets(competitions, 800, 100), ("image", "text", "tabular"))
     pv, _ = split.fit(FusionFamily(), {"text_embedder": "minilm", "epochs": 15}, stop_on_valid=True)
     assert split.auc(pv) > 0.8
@@ -483,7 +493,7 @@ def test_transformer_finetune_on_spooky(competitions: Path) -> None:
     from medalist.solve.models.text_transformer import TransformerFTFamily
 
     split = Split(spooky(competitions, 240, 40), ("text",))
-    family = TransformerFTFamily()
+    family = needs(TransformerFTFamily())
     pv, _ = split.fit(family, {"epochs": 1, "max_len": 40, "batch_size": 16, "lr": 1e-4, "head_lr": 3e-3})
     ll, prior = split.logloss_vs_prior(pv)
     assert ll < prior + 0.05, (ll, prior)  # one short epoch: valid output, at least as good as the prior

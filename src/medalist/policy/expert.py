@@ -149,12 +149,18 @@ class ExpertPolicy:
             return str(sample.columns[0])
         candidates = [c for c in sample.columns if c in test.columns]
         if not candidates:
-            rows = f"; it has {len(sample)} rows and the test table {len(test)}" if len(sample) != len(test) else ""
+            rows = (
+                f"; it has {len(sample)} rows and the test table {len(test)}"
+                if len(sample) != len(test)
+                else ""
+            )
             raise CheckError(
                 f"the sample submission's columns {list(sample.columns)[:6]} include no id column of the test "
                 f"table{rows}: the sample must name each test row by an id the test table holds"
             )
-        return str(max(candidates, key=lambda c: (round(uniqueness(test[c]), 2), -list(sample.columns).index(c))))
+        return str(
+            max(candidates, key=lambda c: (round(uniqueness(test[c]), 2), -list(sample.columns).index(c)))
+        )
 
     # ------------------------------------------------------------------ plan
     def plan(self, ctx: StageContext) -> dict[str, Any]:
@@ -184,7 +190,11 @@ class ExpertPolicy:
             if col in label_columns or col in excluded or col not in test_cols:
                 continue
             prof = profile_column(train[col])
-            if col == id_column and prof.kind not in ("datetime", "text") and not is_structured_id(train[col]):
+            if (
+                col == id_column
+                and prof.kind not in ("datetime", "text")
+                and not is_structured_id(train[col])
+            ):
                 excluded[col] = "id column"
                 continue
             if not prof.is_input_kind:

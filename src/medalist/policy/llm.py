@@ -273,6 +273,9 @@ class LLMPolicy:
         )
         text = self._ask(ctx.stage, user, MAX_TOKENS["summary"], ctx.attempt)
         self._answers[ctx.stage] = cut(text.strip(), 800)
+        wrapped = extract_json(text) if "{" in text else None  # some models answer {"summary": "..."}
+        if wrapped and isinstance(next(iter(wrapped.values()), None), str):
+            text = str(wrapped.get("summary") or next(iter(wrapped.values())))
         summary = " ".join(re.sub(r"```\w*", " ", text).replace("**", "").split()).strip(" \"'")
         if len(summary) < 20:
             raise CheckError("the summary is empty or too short: write 2 to 4 sentences about the task")
@@ -456,7 +459,20 @@ class LLMPolicy:
         self._answers[ctx.stage] = code
         script = f"{header_run.rstrip()}\n\n\n{_without_header(code, header_run).rstrip()}\n{_FOOTER}"
         self._code = script
-        return self._run(ctx.stage, script)
+        frame = self._run(ctx.stage, script)
+        expected = ["id", *columns]
+        got = [str(c) for c in frame.columns]
+        if got != expected:
+            extra = [c for c in got if c not in expected]
+            missing = [c for c in expected if c not in got]
+            raise CheckError(
+                f"build() returned {len(got)} columns {compact_names(got, 8)}; it must return exactly "
+                f"{compact_names(expected, 8)}"
+                + (f" (drop {compact_names(extra, 6)})" if extra else "")
+                + (f" (missing {compact_names(missing, 6)})" if missing else "")
+                + ("" if extra or missing else ' in that order ("id" first: out.insert(0, "id", keys))')
+            )
+        return frame
 
     def _template(self, ctx: StageContext, columns: list[str]) -> tuple[str, str, list[str]]:
         """(header that runs, header shown in the prompt, facts) for a code stage."""

@@ -10,6 +10,7 @@ the model's turn (``llm_share``), and whenever the model gives no valid answer.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ class LLMSolver:
         self.total = 0  # proposals made
         self.events: list[dict[str, Any]] = []  # what the model proposed or why it was skipped
         self._pending: _Pending | None = None
+        self._slowest_call = 0.0  # seconds of the slowest model call so far
 
     def propose(self, state: SolveState) -> list[Proposal]:
         fix = self._fix(state)
@@ -69,9 +71,14 @@ class LLMSolver:
 
     # ------------------------------------------------------------------ internals
     def _model_turn(self, state: SolveState) -> bool:
-        if not state.done or state.time_left < self.min_seconds:
+        if not state.done or state.time_left < self._time_needed():
             return False
         return self.asked <= self.llm_share * self.total
+
+    def _time_needed(self) -> float:
+        """A model call must leave time to run what it proposes: 3x the slowest call so far, at least
+        ``min_seconds`` (a local model on a busy CPU can take a minute to answer)."""
+        return max(self.min_seconds, 3.0 * self._slowest_call)
 
     def _fix(self, state: SolveState) -> Proposal | None:
         pending = self._pending
@@ -84,7 +91,7 @@ class LLMSolver:
                 self._pending = None
             return None
         self._pending = None
-        if pending.fixes >= self.fix_budget or state.time_left < self.min_seconds:
+        if pending.fixes >= self.fix_budget or state.time_left < self._time_needed():
             self.events.append({"event": "gave_up", "name": pending.name, "error": failed.error})
             return None
         return self._ask(state, pending.proposal, failed.error or "failed", pending.fixes + 1)
@@ -96,6 +103,7 @@ class LLMSolver:
         summary = ledger_summary([*state.done, *state.failed], state.lower_is_better)
         task = ModelTask(state.task_kind, 1, state.metric, state.lower_is_better)
         tried = {r.name for r in state.done} | {r.name for r in state.failed if previous is None}
+        t0 = time.monotonic()
         try:
             answer = self.policy.propose_experiment(
                 summary,
@@ -113,6 +121,8 @@ class LLMSolver:
         except MedalistError as exc:  # no valid answer, endpoint down, budget spent
             self.events.append({"event": "no_proposal", "error": str(exc)[:300]})
             return None
+        finally:
+            self._slowest_call = max(self._slowest_call, time.monotonic() - t0)
         p = _to_proposal(answer)
         name = _ledger_name(p)
         if name in tried:

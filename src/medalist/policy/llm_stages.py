@@ -237,11 +237,13 @@ def derive_plan(
     task = _check_task(normalise_task_type(ans.get("task_type")), train, targets, label_columns, one_hot)
     shared = [str(c) for c in train.columns if c in test_cols and c not in label_columns]
     text_cols = _pick(ans.get("text_columns"), shared, "text_columns")
-    if "text" in mods.get("inputs", []) and not text_cols:
-        texts = [c for c in shared if profile_column(train[c]).kind == "text"]
+    numeric_text = [c for c in text_cols if pd.api.types.is_numeric_dtype(train[c])]
+    text_cols = [c for c in text_cols if c not in numeric_text]  # numbers are read as tabular inputs
+    texts = [c for c in shared if profile_column(train[c]).kind == "text"]
+    if "text" in mods.get("inputs", []) and texts and not text_cols:
         raise CheckError(
-            '"text_columns" is empty, but the modalities stage found text inputs: list the free-text columns'
-            + (f" (e.g. {', '.join(texts[:3])})" if texts else "")
+            '"text_columns" is empty, but the modalities stage found text inputs and these columns hold free '
+            f"text: {', '.join(texts[:4])}"
         )
     exclude = _pick(ans.get("exclude"), shared, "exclude")
     has_image = bool(mods.get("image"))
@@ -296,6 +298,7 @@ def derive_plan(
         "group_column": None,
     }
     derived = [
+        *(["numeric columns listed as text read as tabular"] if numeric_text else []),
         "label_columns",
         "one_hot",
         "modalities",

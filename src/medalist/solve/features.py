@@ -202,7 +202,9 @@ def _string_parts(name: str, s: pd.Series) -> dict[str, pd.Series]:
         useful = [w for w, c in freq.items() if 0.01 * n <= c <= 0.6 * n][:MAX_TOKENS]
         lowered = t.str.lower()
         for w in useful:
-            out[f"{name}__has_{w}"] = lowered.str.contains(rf"\b{re.escape(w)}\b", regex=True).astype("float32")
+            out[f"{name}__has_{w}"] = lowered.str.contains(rf"\b{re.escape(w)}\b", regex=True).astype(
+                "float32"
+            )
     return {k: v for k, v in out.items() if v.nunique(dropna=True) > 1}
 
 

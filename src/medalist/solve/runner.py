@@ -16,6 +16,8 @@ subprocess for hard limits, see :mod:`medalist.solve.contract`).
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -109,6 +111,28 @@ def run_experiment(
     return done
 
 
+def fold_jobs() -> int:
+    """Folds fitted side by side (worker processes, one thread each): $MEDALIST_FOLD_JOBS, else the cores
+    up to 2. One-thread fits side by side beat two-thread fits one after another on small data."""
+    env = os.environ.get("MEDALIST_FOLD_JOBS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _fit_one_fold(family: ModelFamily, X_tr, y_tr, X_va, X_te, params: dict, task: ModelTask, seed: int):
+    """One fold's fit in a worker process, held to one thread."""
+    os.environ["MEDALIST_THREADS"] = "1"
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # BLAS / OpenMP pools already loaded in this worker
+        return family.fit_predict(X_tr, y_tr, X_va, X_te, params, task, seed)
+
+
 def _fit_folds(
     data: TaskData,
     folds: np.ndarray,
@@ -131,25 +155,44 @@ def _fit_folds(
     test = np.zeros((data.n_test, k))
     unvalidated = np.flatnonzero(folds < 0)
     splits = fold_splits(folds)
-    for i, (f, train_idx, valid_idx) in enumerate(splits):
+    jobs = min(fold_jobs(), len(splits))
+    if jobs > 1:
+        params = {**params, "n_threads": 1} if "n_threads" in params else params
+    done = 0
+    for start in range(0, len(splits), jobs):
         elapsed = time.monotonic() - t0
-        # Stop before a fold that would, at the pace so far, end past the limit.
-        if time_limit is not None and i > 0 and elapsed * (i + 1) / i > time_limit:
+        # Stop before a wave of folds that would, at the pace so far, end past the limit.
+        if time_limit is not None and done > 0 and elapsed * (done + jobs) / done > time_limit:
             raise TimeLimitError(
-                f"time limit: stopped after fold {i}/{len(splits)} ({elapsed:.1f}s so far, "
-                f"{time_limit:g}s allowed, about {elapsed / i:.1f}s per fold)"
+                f"time limit: stopped after fold {done}/{len(splits)} ({elapsed:.1f}s so far, "
+                f"{time_limit:g}s allowed, about {elapsed / done:.1f}s per fold)"
             )
-        rows = np.concatenate([valid_idx, unvalidated])
-        X_tr, X_va, X_te = features.split(train_idx, rows)
-        pv, pt = family.fit_predict(X_tr, y[train_idx], X_va, X_te, params, task, seed + f)
-        pv = as_predictions(pv, (len(rows), k), f"{family.name} fold {f} validation predictions")
-        pt = as_predictions(pt, (data.n_test, k), f"{family.name} fold {f} test predictions")
-        oof[valid_idx] = pv[: len(valid_idx)]
-        oof[unvalidated] += pv[len(valid_idx) :] / len(splits)
-        test += pt / len(splits)
-        if progress:
-            score = score_predictions(data, oof[valid_idx], valid_idx)
-            progress(f"{name} fold {i + 1}/{len(splits)}: {score:.6g} ({time.monotonic() - t0:.1f}s)")
+        wave = splits[start : start + jobs]
+        inputs = []
+        for f, train_idx, valid_idx in wave:
+            rows = np.concatenate([valid_idx, unvalidated])
+            X_tr, X_va, X_te = features.split(train_idx, rows)
+            inputs.append(
+                (f, train_idx, valid_idx, rows, (X_tr, y[train_idx], X_va, X_te, params, task, seed + f))
+            )
+        if len(wave) > 1:
+            from joblib import Parallel, delayed
+
+            outputs = Parallel(n_jobs=len(wave), backend="loky")(
+                delayed(_fit_one_fold)(family, *args) for *_, args in inputs
+            )
+        else:
+            outputs = [family.fit_predict(*inputs[0][4])]
+        for (f, _, valid_idx, rows, _), (pv, pt) in zip(inputs, outputs):
+            pv = as_predictions(pv, (len(rows), k), f"{family.name} fold {f} validation predictions")
+            pt = as_predictions(pt, (data.n_test, k), f"{family.name} fold {f} test predictions")
+            oof[valid_idx] = pv[: len(valid_idx)]
+            oof[unvalidated] += pv[len(valid_idx) :] / len(splits)
+            test += pt / len(splits)
+            done += 1
+            if progress:
+                score = score_predictions(data, oof[valid_idx], valid_idx)
+                progress(f"{name} fold {done}/{len(splits)}: {score:.6g} ({time.monotonic() - t0:.1f}s)")
     return oof, test
 
 

@@ -12,10 +12,15 @@ from collections.abc import Callable
 
 from medalist.errors import InputError
 from medalist.solve.models.base import Family
+from medalist.solve.models.fusion import FusionFamily
 from medalist.solve.models.gbdt import CatBoostFamily, LGBMFamily, XGBFamily
+from medalist.solve.models.image import CNNFamily, ImgEmbedLGBMFamily
+from medalist.solve.models.image_backbone import PretrainedImageFamily
 from medalist.solve.models.mlp import MLPFamily
 from medalist.solve.models.sk import ETFamily, KNNFamily, LinearFamily, RFFamily
-from medalist.solve.models.text import TfidfLinearFamily
+from medalist.solve.models.text import NBSVMFamily, TfidfLinearFamily
+from medalist.solve.models.text_embed import SentenceEmbedLGBMFamily, SentenceEmbedLinearFamily
+from medalist.solve.models.text_transformer import TransformerFTFamily
 from medalist.solve.types import ModelFamily
 
 _FACTORIES: dict[str, Callable[[], Family]] = {
@@ -28,6 +33,14 @@ _FACTORIES: dict[str, Callable[[], Family]] = {
     "et": ETFamily,
     "mlp": MLPFamily,
     "tfidf_linear": TfidfLinearFamily,
+    "nbsvm": NBSVMFamily,
+    "st_embed_lr": SentenceEmbedLinearFamily,
+    "st_embed_lgbm": SentenceEmbedLGBMFamily,
+    "transformer_ft": TransformerFTFamily,
+    "cnn": CNNFamily,
+    "img_embed_lgbm": ImgEmbedLGBMFamily,
+    "img_pretrained": PretrainedImageFamily,
+    "fusion": FusionFamily,
 }
 
 MODEL_NAMES: list[str] = list(_FACTORIES)

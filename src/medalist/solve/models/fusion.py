@@ -145,7 +145,7 @@ class FusionFamily(NetFamily):
             "text_dim": 64,
             "text_embedder": "auto",
             "image_embedder": "auto",
-            "hash_bits": 16,
+            "hash_bits": 15,
             "embedding_max": 16,
             "use_tabular": True,
             "tta": True,

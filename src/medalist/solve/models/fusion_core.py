@@ -156,10 +156,12 @@ def make_optimizer(groups: list[dict[str, Any]], params: dict[str, Any]) -> Any:
     wd = float(params.get("weight_decay", 1e-4))
     lr = float(params["lr"])
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd, foreach=True)
     if name == "sgd":
         scaled = [{**g, "lr": float(g.get("lr", lr)) * SGD_LR_SCALE} for g in groups]
-        return torch.optim.SGD(scaled, lr=lr * SGD_LR_SCALE, momentum=0.9, nesterov=True, weight_decay=wd)
+        return torch.optim.SGD(
+            scaled, lr=lr * SGD_LR_SCALE, momentum=0.9, nesterov=True, weight_decay=wd, foreach=True
+        )
     raise CheckError(f"unknown optimizer {name!r}; use 'adamw' or 'sgd'")
 
 

@@ -57,8 +57,8 @@ def backbone_reason() -> str | None:
     if weights:
         return None
     return (
-        f"no local pretrained image backbone: set {ENV_WEIGHTS} to a TorchScript file (or install timm and set "
-        f"{ENV_BACKBONE})"
+        f"no local pretrained image backbone: set {ENV_WEIGHTS} to a torch.export (.pt2) or TorchScript file (or "
+        f"install timm and set {ENV_BACKBONE})"
     )
 
 

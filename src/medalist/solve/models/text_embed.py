@@ -130,14 +130,16 @@ class SentenceEncoder:
             except (OSError, ValueError, KeyError):
                 continue  # a damaged shard is recomputed
             for k, v in zip(keys, emb):
-                self._mem[bytes(k)] = v
+                self._mem[k.tobytes()] = v
 
     def _write_shard(self, keys: list[bytes], emb: np.ndarray) -> None:
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             name = hashlib.sha1(b"".join(keys)).hexdigest()[:20]
             tmp = self.cache_dir / f".{name}.{os.getpid()}.tmp.npz"
-            np.savez(tmp, keys=np.array(keys, dtype="S16"), emb=emb.astype(np.float32))
+            # keys as raw bytes (n, 16): a fixed-width bytes dtype would drop trailing zero bytes
+            raw = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 16)
+            np.savez(tmp, keys=raw, emb=emb.astype(np.float32))
             tmp.replace(self.cache_dir / f"{name}.npz")
         except OSError:
             pass  # the cache is an optimisation: a read-only disk only costs recomputation
