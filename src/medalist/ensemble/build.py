@@ -139,7 +139,7 @@ def build_ensembles(
     deadline = time.monotonic() + max(0.0, time_budget)
     folds = np.asarray(folds)
     scorer = Scorer(data)
-    records = [r for r in ledger.records("done") if r.kind in MEMBER_KINDS]
+    records = [r for r in ledger.records("done") if r.kind in MEMBER_KINDS and r.model != "prior"]
     members, dropped = select_members(records, data, folds, scorer, top_k)
     ws.log_event(
         "ensemble",
