@@ -22,7 +22,7 @@ app = typer.Typer(
     help="Turn a prediction competition into a strong, valid submission.",
 )
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 140)
 
 WorkdirOpt = Annotated[
     Path, typer.Option("--workdir", "-w", help="Where workspaces live (<workdir>/<slug>/).")

@@ -19,7 +19,7 @@ from medalist.errors import MedalistError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 _err = Console(stderr=True, highlight=False)
-_out = Console(highlight=False)
+_out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _fail(message: str) -> NoReturn:
@@ -78,7 +78,9 @@ def bench(
         Path, typer.Argument(help="Folder of competition folders (e.g. ../shared/competitions).")
     ],
     workdir: Annotated[Path, typer.Option("--workdir", "-w", help="Where run workspaces and the report go.")],
-    time_budget: Annotated[float, typer.Option("--time-budget", help="Seconds per competition and seed.")],
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", "-t", help="Seconds per competition and seed.")
+    ] = 300.0,
     only: Annotated[str | None, typer.Option("--only", help="Comma-separated competition slugs.")] = None,
     seeds: Annotated[int, typer.Option("--seeds", help="Runs per competition (for mean ± SEM, Pass@k).")] = 1,
     llm: Annotated[str, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL.")] = "none",
