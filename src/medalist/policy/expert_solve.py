@@ -7,6 +7,7 @@ from medalist.policy.base import Proposal, SolveState
 from medalist.solve.types import ExperimentSpec
 
 GBDTS = ("lgbm", "catboost", "xgb")
+TABULAR_FAMILIES = ("lgbm", "catboost", "xgb", "linear", "et", "rf", "knn", "mlp")
 # Order of first experiments per input modality: cheap and strong first.
 BASELINES = {
     "tabular": ("lgbm", "catboost", "xgb", "linear", "et", "mlp", "knn", "rf"),
@@ -66,30 +67,23 @@ class ExpertSolver:
         return out
 
     def _recipes(self, state: SolveState) -> list[Proposal]:
-        family = self._best_family(state, GBDTS)
-        if family is None:
+        best = self._best(state, TABULAR_FAMILIES)
+        if best is None:
             return []
-        return [
-            Proposal("spec", model=family, features=r, why=f"feature recipe {r!r} on the best GBDT")
-            for r in state.recipes
-            if r != "base"
-        ]
+        return [Proposal("spec", model=best.model, features=r, why=f"feature recipe {r!r} on the best tabular model")
+                for r in state.recipes if r != "base"]
 
     def _tune(self, state: SolveState) -> list[Proposal]:
-        best = self._best(state, GBDTS) or self._best(state, None)
-        if best is None or state.time_left < 45:
-            return []
-        seconds = max(30.0, self.tune_share * state.time_left)
-        return [
-            Proposal(
-                "tune",
-                model=best.model,
-                features=best.features,
-                tune_seconds=seconds,
-                why=f"tune {best.model} on recipe {best.features!r}",
-                parent=best.name,
-            )
-        ]
+        """Tune the best family overall, then the best GBDT when that is another family."""
+        out = []
+        for families in (None, GBDTS):
+            best = self._best(state, families)
+            if best is None or state.time_left < 45 or any(p.model == best.model for p in out):
+                continue
+            seconds = max(30.0, self.tune_share * state.time_left)
+            out.append(Proposal("tune", model=best.model, features=best.features, tune_seconds=seconds,
+                                why=f"tune {best.model} on recipe {best.features!r}", parent=best.name))
+        return out
 
     def _diversity(self, state: SolveState) -> list[Proposal]:
         best = self._best(state, GBDTS)
