@@ -47,7 +47,7 @@ class ExpertSolver:
         tried = {r.name for r in state.done} | {r.name for r in state.failed}
         for step in (self._baselines, self._recipes, self._tune, self._diversity):
             for p in step(state):
-                if _name(p) in tried or (p.kind == "tune" and _tuned(state, p)):
+                if _tuned(state, p) if p.kind == "tune" else _name(p) in tried:
                     continue
                 if self._estimate(state, p) <= state.time_left:
                     return [p]
@@ -70,8 +70,13 @@ class ExpertSolver:
         best = self._best(state, TABULAR_FAMILIES)
         if best is None:
             return []
-        return [Proposal("spec", model=best.model, features=r, why=f"feature recipe {r!r} on the best tabular model")
-                for r in state.recipes if r != "base"]
+        return [
+            Proposal(
+                "spec", model=best.model, features=r, why=f"feature recipe {r!r} on the best tabular model"
+            )
+            for r in state.recipes
+            if r != "base"
+        ]
 
     def _tune(self, state: SolveState) -> list[Proposal]:
         """Tune the best family overall, then the best GBDT when that is another family."""
@@ -81,8 +86,16 @@ class ExpertSolver:
             if best is None or state.time_left < 45 or any(p.model == best.model for p in out):
                 continue
             seconds = max(30.0, self.tune_share * state.time_left)
-            out.append(Proposal("tune", model=best.model, features=best.features, tune_seconds=seconds,
-                                why=f"tune {best.model} on recipe {best.features!r}", parent=best.name))
+            out.append(
+                Proposal(
+                    "tune",
+                    model=best.model,
+                    features=best.features,
+                    tune_seconds=seconds,
+                    why=f"tune {best.model} on recipe {best.features!r}",
+                    parent=best.name,
+                )
+            )
         return out
 
     def _diversity(self, state: SolveState) -> list[Proposal]:

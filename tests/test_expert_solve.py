@@ -1,0 +1,101 @@
+"""The expert's solve schedule: what it proposes next for a given ledger state and time left."""
+
+from __future__ import annotations
+
+from medalist.policy.base import SolveState
+from medalist.policy.expert_solve import ExpertSolver
+from medalist.solve.types import ExperimentRecord, ExperimentSpec
+
+MODELS = ["lgbm", "xgb", "catboost", "linear", "knn", "rf", "et", "mlp", "tfidf_linear"]
+RECIPES = ["base", "count", "target_enc", "interactions"]
+
+
+def _rec(
+    model: str, cv: float, seconds: float = 10.0, features: str = "base", note: str = ""
+) -> ExperimentRecord:
+    spec = ExperimentSpec(model, {}, features)
+    return ExperimentRecord(
+        spec.name,
+        model,
+        spec.version(),
+        params={},
+        features=features,
+        cv_score=cv,
+        seconds=seconds,
+        status="done",
+        note=note,
+    )
+
+
+def _state(done, modalities=("tabular",), time_left=200.0, lower=False, failed=()) -> SolveState:
+    return SolveState(
+        "binary",
+        "roc_auc",
+        lower,
+        5000,
+        1000,
+        list(modalities),
+        {"tabular": 10},
+        MODELS,
+        RECIPES,
+        list(done),
+        list(failed),
+        time_left,
+        300.0,
+    )
+
+
+def test_baselines_first_cheap_and_strong_first():
+    solver = ExpertSolver()
+    first = solver.propose(_state([]))
+    assert [(p.kind, p.model, p.features) for p in first] == [("spec", "lgbm", "base")]
+    second = solver.propose(_state([_rec("lgbm", 0.8)]))
+    assert second[0].model == "catboost"
+    text = solver.propose(_state([], modalities=("text", "tabular")))
+    assert text[0].model == "tfidf_linear"
+
+
+def test_skips_what_does_not_fit_the_time_left():
+    solver = ExpertSolver()
+    done = [_rec("lgbm", 0.8, seconds=30.0)]
+    # catboost is estimated at ~3x lgbm = 90 s: it does not fit in 60 s, xgb (~45 s) does
+    assert solver.propose(_state(done, time_left=60.0))[0].model == "xgb"
+    assert solver.propose(_state(done, time_left=5.0)) == []
+
+
+def test_recipes_then_tuning_then_diversity():
+    solver = ExpertSolver()
+    base = [
+        _rec(m, cv)
+        for m, cv in [
+            ("lgbm", 0.80),
+            ("catboost", 0.82),
+            ("xgb", 0.79),
+            ("linear", 0.70),
+            ("et", 0.75),
+            ("mlp", 0.7),
+            ("knn", 0.6),
+            ("rf", 0.76),
+        ]
+    ]
+    step = solver.propose(_state(base))[0]
+    assert (step.model, step.features) == ("catboost", "count")  # recipes on the best family
+    recipes = [_rec("catboost", 0.81, features=r) for r in ("count", "target_enc", "interactions")]
+    tune = solver.propose(_state(base + recipes, time_left=200.0))[0]
+    assert tune.kind == "tune" and tune.model == "catboost" and tune.features == "base"
+    assert 30.0 <= tune.tune_seconds <= 200.0
+    tuned = [_rec("catboost", 0.83, note="hpo optuna")]
+    nxt = solver.propose(_state(base + recipes + tuned, time_left=200.0))[0]
+    # catboost is tuned; lgbm (best GBDT is catboost, so no second tuning) -> diversity: other GBDTs on the recipe
+    assert nxt.kind == "spec"
+
+
+def test_tunes_the_best_family_even_when_it_is_not_a_gbdt():
+    """leaf-classification-like: a linear model far ahead of the GBDTs gets tuned first."""
+    solver = ExpertSolver()
+    done = [_rec("linear", 0.12), _rec("lgbm", 0.71), _rec("knn", 0.9)]
+    done += [_rec("linear", 0.13, features=r) for r in ("count", "target_enc", "interactions")]
+    state = _state(done, lower=True, time_left=250.0)
+    state.models = ["linear", "lgbm", "knn"]
+    proposal = solver.propose(state)[0]
+    assert proposal.kind == "tune" and proposal.model == "linear"
