@@ -348,3 +348,58 @@ def test_llm_solver_proposes_and_sends_a_failure_back_for_a_fix(tmp_path):
     assert "It failed: ValueError: max_depth must be >= 1" in fix_prompt and '"max_depth"' in fix_prompt
     assert fix.model == "et" and fix.features == "count" and fix.why == "llm: fix"
     assert [e["event"] for e in solver.events] == ["proposal", "fix"]
+
+
+# ---------------------------------------------------------------------------------------------- normalising answers
+def test_plan_answers_are_normalised_and_impossible_ones_explained(competitions):
+    from medalist.intake import open_competition
+    from medalist.policy.llm_stages import derive_plan, derive_transform
+
+    expert = ExpertPolicy()
+    spooky = open_competition(competitions / "spooky-author-identification" / "public")
+    mods = expert.detect_modalities(_ctx(spooky))
+    train = spooky.read_table("train.csv")
+    # the model names the label; its classes are the sample's columns, so those are the targets
+    answer = {
+        "id_column": "ID",
+        "target_columns": ["author"],
+        "task_type": "multi-class",
+        "text_columns": "text",
+    }
+    plan, derived = derive_plan(spooky, mods, answer, train, expert)
+    assert plan["target_columns"] == ["EAP", "HPL", "MWS"] and plan["label_columns"] == ["author"]
+    assert plan["task_type"] == "multiclass" and plan["input_columns"] == {"text": ["text"]}
+    assert "input_columns" in derived
+    with pytest.raises(CheckError, match=r"text_columns.*free text: text"):
+        derive_plan(spooky, mods, {**answer, "text_columns": []}, train, expert)
+    with pytest.raises(CheckError, match=r"one column per class of 'author'.*regression"):
+        derive_plan(spooky, mods, {**answer, "task_type": "regression"}, train, expert)
+    one_hot = expert.target_map(_ctx(spooky, modalities=mods, plan=plan))
+    with pytest.raises(CheckError, match='output "proba"'):
+        derive_transform(plan, one_hot, {"output": "labels"})
+
+    titanic = open_competition(competitions / "titanic" / "public")
+    mods = expert.detect_modalities(_ctx(titanic))
+    train = titanic.read_table("train.csv")
+    answer = {
+        "id_column": "PassengerId",
+        "target_columns": "ALL_OTHER",
+        "task_type": "regression",
+        "text_columns": ["Name", "Fare"],
+        "exclude": ["Ticket"],
+    }
+    with pytest.raises(CheckError, match=r"only 2 distinct values.*binary classification"):
+        derive_plan(titanic, mods, answer, train, expert)
+    plan, _ = derive_plan(titanic, mods, {**answer, "task_type": "classification"}, train, expert)
+    assert plan["task_type"] == "binary" and plan["target_columns"] == ["Survived"]
+    assert plan["input_columns"]["text"] == ["Name"] and "Fare" in plan["input_columns"]["tabular"]
+    assert plan["excluded_columns"]["Ticket"] == "excluded by the model's plan"
+    target = expert.target_map(_ctx(titanic, modalities=mods, plan=plan))
+    transform, _ = derive_transform(plan, target, {"output": "class", "positive_class": "0"})
+    assert transform["classes"] == [1, 0] and transform["output"] == "label"  # the model's positive class
+
+
+def _ctx(comp, **artifacts):
+    from medalist.policy.base import StageContext
+
+    return StageContext(comp, "test", artifacts=artifacts)

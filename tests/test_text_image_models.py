@@ -287,10 +287,12 @@ def test_cnn_on_leaf_images(leaf_data: TaskData) -> None:
 
     split = Split(leaf_data, ("image",))
     family = CNNFamily()
-    pv, _ = split.fit(family, {"image_size": 40, "width": 12, "epochs": 8, "lr": 3e-3})
+    params = {"image_size": 32, "width": 8, "epochs": 8, "lr": 3e-3, "patience": 3}
+    pv, _ = split.fit(family, params, stop_on_valid=True)
     ll, prior = split.logloss_vs_prior(pv)
-    assert ll < 0.85 * prior, (ll, prior)
-    assert family.last_info.epochs == 8  # 137 training rows: fixed epochs, no holdout
+    assert ll < 0.8 * prior, (ll, prior)
+    info = family.last_info
+    assert 1 <= info.best_epoch <= info.epochs <= 8 and np.isfinite(info.best_loss)
 
 
 def test_cnn_stops_early_on_valid_labels(leaf_data: TaskData) -> None:
@@ -298,11 +300,69 @@ def test_cnn_stops_early_on_valid_labels(leaf_data: TaskData) -> None:
 
     split = Split(leaf_data, ("image",))
     family = CNNFamily()
-    split.fit(
-        family, {"image_size": 32, "width": 8, "epochs": 30, "patience": 1, "lr": 0.3}, stop_on_valid=True
-    )
+    params = {"image_size": 24, "width": 8, "epochs": 30, "patience": 1, "lr": 0.3}
+    split.fit(family, params, stop_on_valid=True)
     info = family.last_info
-    assert info.stopped == "patience" and info.epochs < 30 and info.best_epoch <= info.epochs
+    assert info.stopped == "patience" and info.epochs < 30 and info.best_epoch < info.epochs
+
+
+def leaf_shapes(comp: Path, n: int, kind: str) -> TaskData:
+    """Leaf images with targets read off the data itself: the log aspect ratio of each image file
+    (regression) or the genus flags Acer / Quercus (multilabel)."""
+    from PIL import Image
+
+    pub = comp / LEAF / "public"
+    tr = pd.read_csv(pub / "train.csv").iloc[:n]
+    te = pd.read_csv(pub / "test.csv")
+    paths = [[str(pub / "images" / f"{i}.jpg") for i in f["id"]] for f in (tr, te)]
+    ids = [f["id"].astype(str).tolist() for f in (tr, te)]
+    if kind == "regression":
+        sizes = np.array([Image.open(p).size for p in paths[0]], dtype=float)
+        target = pd.DataFrame({"id": ids[0], "log_aspect": np.log(sizes[:, 0] / sizes[:, 1])})
+        t = TargetTransform("regression", "value", ["log_aspect"])
+        metric, lower = "mae", True
+    else:
+        genus = tr["species"].str.split("_").str[0]
+        target = pd.DataFrame(
+            {"id": ids[0], "acer": genus.eq("Acer") * 1.0, "quercus": genus.eq("Quercus") * 1.0}
+        )
+        t = TargetTransform("multilabel", "proba", ["acer", "quercus"])
+        metric, lower = "roc_auc", False
+    maps = {
+        "train_tab_target": target,
+        "train_img_input": pd.DataFrame({"id": ids[0], "path": paths[0]}),
+        "test_img_input": pd.DataFrame({"id": ids[1], "path": paths[1]}),
+    }
+    return align_maps(_spec(LEAF, t, metric, lower, {"image": ["path"]}), maps)
+
+
+def test_network_heads_for_values_and_labels(competitions: Path) -> None:
+    """A regression head (L1 loss for MAE) learns the aspect ratio from padded images; two label heads learn
+    genus flags."""
+    from medalist.solve.models.fusion import FusionFamily
+    from medalist.solve.models.fusion_core import head_loss, make_heads
+    from medalist.solve.models.image import CNNFamily
+
+    params = {"image_size": 32, "width": 8, "epochs": 8}
+    data = leaf_shapes(competitions, 300, "regression")
+    task = ModelTask.from_transform(data.transform, "mae", True)
+    assert type(head_loss(make_heads(data.y, task)[0], task.metric)).__name__ == "L1Loss"
+    rows = np.arange(data.n_train)
+    va, tr = rows[::4], np.setdiff1d(rows, rows[::4])
+    X_tr, X_va, X_te = prepare_features(data, "base", ("image",)).split(tr, va)
+    pv, pt = CNNFamily().fit_predict(X_tr, data.y[tr], X_va, X_te, params, task, 0, data.y[va])
+    assert pv.shape == (len(va), 1) and pt.shape == (data.n_test, 1) and np.isfinite(pt).all()
+    mae = np.abs(pv - data.y[va]).mean()
+    baseline = np.abs(np.median(data.y[tr]) - data.y[va]).mean()
+    assert mae < 0.5 * baseline, (mae, baseline)
+
+    data = leaf_shapes(competitions, 300, "multilabel")
+    task = ModelTask.from_transform(data.transform, "roc_auc", False)
+    X_tr, X_va, X_te = prepare_features(data, "base", ("image",)).split(tr, va)
+    pv, pt = FusionFamily().fit_predict(X_tr, data.y[tr], X_va, X_te, params, task, 0)
+    assert pv.shape == (len(va), 2) and pt.shape == (data.n_test, 2)
+    assert ((pt >= 0) & (pt <= 1)).all()
+    assert min(roc_auc_score(data.y[va, j], pv[:, j]) for j in range(2)) > 0.7
 
 
 @pytest.mark.parametrize("fmt", ["pt2", "pt"])
@@ -326,7 +386,7 @@ def test_img_pretrained_reads_a_local_backbone_file(
 
     torch.manual_seed(0)
     model = Wrap().eval()
-    example = torch.randn(2, 3, 64, 64)
+    example = torch.randn(2, 3, 32, 32)
     path = tmp_path / f"backbone.{fmt}"
     if fmt == "pt2":
         batch = torch.export.Dim("batch")
@@ -335,7 +395,7 @@ def test_img_pretrained_reads_a_local_backbone_file(
         torch.jit.trace(model, example).save(str(path))
     monkeypatch.delenv("MEDALIST_IMAGE_BACKBONE", raising=False)
     monkeypatch.setenv("MEDALIST_IMAGE_WEIGHTS", str(path))
-    monkeypatch.setenv("MEDALIST_IMAGE_SIZE", "64")
+    monkeypatch.setenv("MEDALIST_IMAGE_SIZE", "32")
     split = Split(leaf_data, ("image",))
     family = PretrainedImageFamily()
     pv, _ = split.fit(family)
@@ -371,22 +431,23 @@ def test_fusion_on_leaf_tabular_and_images(leaf_data: TaskData, no_backbone: Non
     split = Split(leaf_data, ("image", "text", "tabular"))
     assert "img__path" in split.X_tr.columns and "margin1" in split.X_tr.columns
     family = FusionFamily()
-    pv, _ = split.fit(family, {"image_size": 32, "width": 8, "epochs": 10, "lr": 5e-3})
+    params = {"image_size": 32, "width": 8, "epochs": 8, "lr": 5e-3, "optimizer": "sgd"}
+    pv, _ = split.fit(family, params)
     ll, prior = split.logloss_vs_prior(pv)
-    assert ll < 0.5 * prior, (ll, prior)
+    assert ll < 0.3 * prior, (ll, prior)
+    assert family.last_info.epochs == 8  # 137 training rows: too few to hold out, fixed epochs
 
 
 def test_fusion_hashed_text_and_tabular_on_tweets(competitions: Path) -> None:
-    """Without sentence embeddings: hashed n-gram bags + keyword/location embeddings; SGD; holdout stopping."""
+    """Without sentence embeddings: hashed n-gram bags + keyword/location embeddings; holdout stopping."""
     from medalist.solve.models.fusion import FusionFamily
 
-    split = Split(tweets(competitions, 2000, 200), ("image", "text", "tabular"))
+    split = Split(tweets(competitions, 1500, 200), ("image", "text", "tabular"))
     family = FusionFamily()
-    pv, _ = split.fit(
-        family, {"text_embedder": "hash", "optimizer": "sgd", "epochs": 12, "lr": 5e-3, "hash_bits": 15}
-    )
+    pv, _ = split.fit(family, {"text_embedder": "hash", "epochs": 6, "lr": 5e-3})
     assert split.auc(pv) > 0.75
-    assert family.last_info.best_epoch >= 1 and np.isfinite(family.last_info.best_loss)
+    info = family.last_info
+    assert 1 <= info.best_epoch <= info.epochs and np.isfinite(info.best_loss)
 
 
 def test_search_spaces_are_valid_for_the_tuner() -> None:
@@ -425,8 +486,8 @@ def test_runner_writes_oof_and_test_arrays(competitions: Path, tmp_path: Path, n
     from medalist.solve.runner import run_experiment
 
     for data, spec in (
-        (spooky(competitions, 1500, 100), ExperimentSpec("nbsvm")),
-        (leaf(competitions, 15), ExperimentSpec("img_embed_lgbm", {"fixed_rounds": 150})),
+        (spooky(competitions, 1000, 100), ExperimentSpec("nbsvm")),
+        (leaf(competitions, 12), ExperimentSpec("img_embed_lgbm", {"fixed_rounds": 100})),
     ):
         ws = Workspace.create(tmp_path, data.spec.slug)
         folds = load_or_make_folds(ws, data, 5, seed=0)

@@ -85,6 +85,7 @@ def run(
     llm_model: Annotated[str | None, typer.Option(help="GGUF file for --llm local.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for folds and models.")] = 0,
     tune_engine: Annotated[str, typer.Option(help="optuna | hebo")] = "optuna",
+    skip_models: Annotated[str, typer.Option(help="Model families not to use, comma separated.")] = "",
 ) -> None:
     """Setup + solve + ensemble + submit within a time budget; writes <workdir>/<slug>/submission.csv."""
     from medalist.pipeline import run_competition
@@ -102,6 +103,7 @@ def run(
             raise_errors=True,
             tune_engine=tune_engine,
             llm_model=llm_model,
+            skip_models=tuple(m for m in skip_models.split(",") if m),
         )
     _print_closing_table(result)
 

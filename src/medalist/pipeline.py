@@ -50,6 +50,19 @@ def candidate_of(rec) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run one competition."""
+
+    time_budget: float = 300.0
+    llm: str = "none"
+    llm_model: str | None = None
+    seed: int = 0
+    setup_only: bool = False
+    tune_engine: str = "optuna"
+    skip_models: tuple[str, ...] = ()
+
+
 def run_competition(
     competition_dir: str | Path,
     workdir: str | Path,
@@ -61,10 +74,12 @@ def run_competition(
     raise_errors: bool = False,
     tune_engine: str = "optuna",
     llm_model: str | None = None,
+    skip_models: tuple[str, ...] = (),
 ) -> RunResult:
     """Run medalist on one competition folder. Errors end up in ``RunResult.error`` unless ``raise_errors``."""
     from medalist.intake import open_competition
 
+    opts = RunOptions(time_budget, llm, llm_model, seed, setup_only, tune_engine, tuple(skip_models))
     t0 = time.monotonic()
     emit = on_event or (lambda kind, info: None)
     comp = open_competition(competition_dir) if raise_errors else None
@@ -72,7 +87,7 @@ def run_competition(
         comp = comp or open_competition(competition_dir)
         ws = Workspace.create(workdir, comp.slug)
         result = RunResult(comp.slug, ws.root)
-        _run(comp, ws, result, t0, time_budget, llm, llm_model, seed, setup_only, emit, tune_engine)
+        _run(comp, ws, result, t0, opts, emit)
     except MedalistError as e:
         if raise_errors:
             raise
@@ -82,19 +97,7 @@ def run_competition(
     return result
 
 
-def _run(
-    comp,
-    ws: Workspace,
-    result: RunResult,
-    t0: float,
-    time_budget: float,
-    llm: str,
-    llm_model: str | None,
-    seed: int,
-    setup_only: bool,
-    emit: Event,
-    tune_engine: str,
-) -> None:
+def _run(comp, ws: Workspace, result: RunResult, t0: float, opts: RunOptions, emit: Event) -> None:
     from medalist.policy.expert import ExpertPolicy
     from medalist.policy.expert_solve import ExpertSolver
     from medalist.setup import run_setup, setup_is_done
@@ -105,22 +108,24 @@ def _run(
     from medalist.submit import chosen, promote
     from medalist.workspace import read_jsonl
 
-    deadline = t0 + time_budget
+    deadline = t0 + opts.time_budget
     if not setup_is_done(ws):
         emit("stage", {"name": "setup"})
         run_setup(
             comp, ws.root.parent, policy=ExpertPolicy(), on_record=lambda r: emit("setup_record", vars(r))
         )
     result.stage_records = read_jsonl(ws.logs / "stages.jsonl")
-    if setup_only:
+    if opts.setup_only:
         return
     data = load_task_data(ws)
-    folds = load_or_make_folds(ws, data, seed=seed)
+    folds = load_or_make_folds(ws, data, seed=opts.seed)
     ledger = Ledger(ws.ledger)
     stale = ledger.mark_stale_running()
     if stale:
         emit("resumed", {"interrupted": stale})
-    ws.log_event("run", {"event": "start", "time_budget": time_budget, "done": len(ledger.records("done"))})
+    ws.log_event(
+        "run", {"event": "start", "time_budget": opts.time_budget, "done": len(ledger.records("done"))}
+    )
 
     def on_record(rec) -> None:
         if rec.status == "done" and rec.cv_score is not None and np.isfinite(rec.cv_score):
@@ -131,12 +136,14 @@ def _run(
             if promote(ws, data, candidate_of(rec), force=chosen(ws) is None):
                 if result.first_submission_seconds is None:
                     result.first_submission_seconds = time.monotonic() - t0
-                    ws.log_event("run", {"event": "first_submission", "seconds": result.first_submission_seconds})
+                    ws.log_event(
+                        "run", {"event": "first_submission", "seconds": result.first_submission_seconds}
+                    )
                 emit("submission", {"name": rec.name, "cv": rec.cv_score})
         elif rec.status == "failed":
             emit("experiment_failed", {"name": rec.name, "error": rec.error})
 
-    reserve = ensemble_reserve(time_budget)
+    reserve = ensemble_reserve(opts.time_budget)
     loop = SolveLoop(
         ws,
         data,
@@ -146,7 +153,8 @@ def _run(
         deadline=deadline - reserve,
         on_event=emit,
         on_record=on_record,
-        tune_engine=tune_engine,
+        tune_engine=opts.tune_engine,
+        skip_models=opts.skip_models,
     )
     on_record(loop.run_prior())
     emit("stage", {"name": "solve"})

@@ -11,9 +11,14 @@ TABULAR_FAMILIES = ("lgbm", "catboost", "xgb", "linear", "et", "rf", "knn", "mlp
 # Order of first experiments per input modality: cheap and strong first.
 BASELINES = {
     "tabular": ("lgbm", "catboost", "xgb", "linear", "et", "mlp", "knn", "rf"),
-    "text": ("tfidf_linear", "nbsvm", "st_embed_lr", "lgbm", "transformer_ft"),
-    "image": ("img_embed_lgbm", "cnn", "fusion"),
+    "text": ("nbsvm", "tfidf_linear", "st_embed_lr", "lgbm", "st_embed_lgbm", "transformer_ft"),
+    "image": ("img_embed_lgbm", "fusion", "cnn"),
 }
+# Families worth starting only with this much time for the whole solve phase (seconds).
+MIN_BUDGET = {"transformer_ft": 3000.0, "cnn": 600.0}
+# Seconds per row (train + test) before a family has been measured: sentence embeddings and fine-tuning
+# cost in proportion to the number of texts, whatever a LightGBM baseline took.
+ROW_COST = {"st_embed_lr": 1 / 150, "st_embed_lgbm": 1 / 150, "transformer_ft": 1 / 10}
 # Rough cost relative to a LightGBM baseline, until a family has been measured.
 COST = {
     "lgbm": 1.0,
@@ -125,6 +130,8 @@ class ExpertSolver:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _fits_size(state: SolveState, model: str) -> bool:
+        if state.time_total < MIN_BUDGET.get(model, 0.0):
+            return False
         cells = state.n_train * max(1, sum(state.n_columns.values()))
         if model == "knn":
             return cells < 5_000_000
@@ -148,6 +155,9 @@ class ExpertSolver:
         if p.kind == "tune":
             return p.tune_seconds
         own = [r.seconds for r in state.done if r.model == p.model]
+        by_rows = ROW_COST.get(p.model, 0.0) * (state.n_train + state.n_test)
+        if not own and by_rows:
+            return by_rows
         if own:
             base = sum(own) / len(own)
             return base * (1.5 if p.features in ("rich", "interactions", "target_enc") else 1.0)

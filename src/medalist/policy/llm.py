@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 MAX_TOKENS = {
     "summary": 200,
     "json": 160,
+    "plan": 320,
     "code": 450,
     "thought": 70,
     "credit": 6,
@@ -137,6 +138,7 @@ class LLMPolicy:
         self._client: LLMClient | None = None
         self._ws: Workspace | None = None
         self._offline: str | None = None
+        self._cut_off = False  # the last answer hit its token limit
         self._comp_root: Path | None = None
         self._reset_competition()
         self._reset_usage()
@@ -218,12 +220,29 @@ class LLMPolicy:
             raise
         self._prompt_tokens += res.prompt_tokens
         self._completion_tokens += res.completion_tokens
+        self._cut_off = res.finish_reason == "length"
+        if self._ws is not None:  # every answer is kept for the reader: logs/llm_answers.jsonl
+            self._ws.log_event(
+                "llm_answers",
+                {
+                    "stage": stage,
+                    "attempt": attempt,
+                    "finish_reason": res.finish_reason,
+                    "answer": res.text or "",
+                },
+            )
         return res.text or ""
 
-    def _ask_json(self, ctx: StageContext, user: str) -> dict[str, Any]:
-        text = self._ask(ctx.stage, user, MAX_TOKENS["json"], ctx.attempt)
+    def _ask_json(self, ctx: StageContext, user: str, max_tokens: int | None = None) -> dict[str, Any]:
+        text = self._ask(ctx.stage, user, max_tokens or MAX_TOKENS["json"], ctx.attempt)
         self._answers[ctx.stage] = cut(text.strip(), 800)
-        return st.need_json(extract_json(text))
+        answer = extract_json(text)
+        if answer is None and self._cut_off:
+            raise CheckError(
+                "the answer was cut off before its JSON object ended: answer much shorter (no lists of many "
+                'columns; "ALL_OTHER" names every sample column but the id)'
+            )
+        return st.need_json(answer)
 
     def _feedback(self, ctx: StageContext) -> str:
         previous = self._answers.get(ctx.stage)
@@ -319,10 +338,17 @@ class LLMPolicy:
             train_rows=len(train),
             train_columns=column_lines(train, max_lines=24),
             train_only=compact_names(train_only, 10) or "none",
+            many=(
+                f'The sample submission has {len(sample.columns) - 1} columns besides the id: answer "ALL_OTHER" '
+                "rather than listing them."
+                if len(sample.columns) > 12
+                else ""
+            ),
             memory=self._memory(ctx),
             feedback=self._feedback(ctx),
         )
-        plan, derived = st.derive_plan(comp, mods, self._ask_json(ctx, user), train, self._expert)
+        answer = self._ask_json(ctx, user, MAX_TOKENS["plan"])
+        plan, derived = st.derive_plan(comp, mods, answer, train, self._expert)
         plan["llm"] = {
             "decided": ["id_column", "target_columns", "task_type", "text_columns", "exclude"],
             "derived": derived,
@@ -472,6 +498,14 @@ class LLMPolicy:
                 + (f" (missing {compact_names(missing, 6)})" if missing else "")
                 + ("" if extra or missing else ' in that order ("id" first: out.insert(0, "id", keys))')
             )
+        if ctx.modality == "image" and ctx.stage != "train_tab_target":
+            bad = frame["path"].map(lambda p: not isinstance(p, str) or not p)
+            if bad.any():
+                raise CheckError(
+                    f"{int(bad.sum())} of {len(frame)} rows have no image path (e.g. row {int(bad.to_numpy().argmax())}: "
+                    f"{frame['path'][bad].iloc[0]!r}); find_images returns {{str value: path}}, so look paths up "
+                    "with str values: df[IMAGE_COLUMN].astype(str)"
+                )
         return frame
 
     def _template(self, ctx: StageContext, columns: list[str]) -> tuple[str, str, list[str]]:

@@ -214,8 +214,12 @@ def derive_plan(
         targets = [c for c in sample_cols if c != id_column]
     else:
         targets = []
+        others = [c for c in sample_cols if c != id_column]
         for t in as_list(raw_targets):
             found = match_name(t, sample_cols)
+            if found is None and _is_one_hot_label(t, train, others, expert):
+                targets = list(others)  # the model named the label whose classes are the sample's columns
+                break
             if found is None:
                 raise CheckError(
                     f'"target_columns": {t!r} is not a sample submission column; choose among '
@@ -308,6 +312,18 @@ def derive_plan(
         "excluded_columns",
     ]
     return plan, derived
+
+
+def _is_one_hot_label(name: Any, train: pd.DataFrame, others: list[str], expert: ExpertPolicy) -> bool:
+    """True when ``name`` is a train column whose classes are exactly the sample's other columns."""
+    col = match_name(name, [str(c) for c in train.columns])
+    if col is None or len(others) < 2:
+        return False
+    try:
+        labels, one_hot = expert._label_columns(train[[col]], set(), others)
+    except CheckError:
+        return False
+    return one_hot is not None and labels == [col]
 
 
 def _pick(value: Any, options: list[str], key: str) -> list[str]:

@@ -72,6 +72,7 @@ class SolveLoop:
     on_event: Event = lambda kind, info: None
     on_record: Callable[[ExperimentRecord], None] = lambda rec: None
     tune_engine: str = "optuna"
+    skip_models: tuple[str, ...] = ()
     _features: dict[tuple[str, tuple[str, ...]], FoldFeatures] = field(default_factory=dict)
 
     def time_left(self) -> float:
@@ -96,7 +97,7 @@ class SolveLoop:
         from medalist.solve.features import recipes_for
         from medalist.solve.models import available_models
 
-        models = available_models(tuple(self.data.spec.modalities))
+        models = [m for m in available_models(tuple(self.data.spec.modalities)) if m not in self.skip_models]
         recipes = recipes_for(self.data)
         while self.time_left() > 2:
             state = self._state(models, recipes, started_total)
@@ -153,9 +154,18 @@ class SolveLoop:
             family=family,
             features=self._features[key],
             time_limit=max(1.0, self.time_left()),
+            bounds={"max_seconds": self._fold_seconds()},
         )
         self.on_record(rec)
         return rec
+
+    def _fold_seconds(self) -> float:
+        """A per-fold training bound for families that take one: the time left shared by the folds."""
+        from medalist.solve.runner import fold_jobs
+
+        n_folds = max(1, len(np.unique(self.folds[self.folds >= 0])))
+        waves = -(-n_folds // fold_jobs())
+        return max(5.0, 0.8 * self.time_left() / waves)
 
     def _tune(self, p: Proposal) -> None:
         from medalist.solve.models import get_model

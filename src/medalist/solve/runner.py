@@ -56,9 +56,13 @@ def run_experiment(
     features: FoldFeatures | None = None,
     time_limit: float | None = None,
     progress: Progress | None = None,
+    bounds: dict | None = None,
 ) -> ExperimentRecord:
     """Run one declarative experiment (or return its ledger row when already done); never raises for a
-    failing experiment: the returned record then has status "failed" and a one-line error."""
+    failing experiment: the returned record then has status "failed" and a one-line error.
+
+    ``bounds`` are run-time limits merged into the params the family sees (e.g. ``max_seconds`` per fold)
+    without being part of the experiment's identity (its name and version)."""
     version = spec.version()
     rec = ExperimentRecord(
         name=spec.name,
@@ -91,7 +95,11 @@ def run_experiment(
 
             features = prepare_features(data, spec.features, tuple(family.modalities), seed=spec.seed)
         task = model_task(data)
-        params = {**family.default_params(task, data.n_train), **spec.params}
+        defaults = family.default_params(task, data.n_train)
+        params = {**defaults, **spec.params}
+        for key, value in (bounds or {}).items():
+            if key in defaults and key not in spec.params:
+                params[key] = min(value, defaults[key]) if defaults[key] else value
         started.params = params
         oof, test = _fit_folds(
             data, folds, family, features, task, params, spec.seed, t0, time_limit, progress, spec.name

@@ -137,7 +137,7 @@ class FusionFamily(NetFamily):
             "weight_decay": 1e-4,
             "epochs": 40,
             "patience": 6,
-            "batch_size": 64,
+            "batch_size": 16 if n_rows < 2000 else 64,  # small data: more steps per epoch
             "hidden": 128,
             "dropout": 0.2,
             "holdout": 0.1,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,20 @@ from medalist.errors import CheckError
 from medalist.solve.models.base import Family, finish, sub_problems
 from medalist.solve.types import ModelTask
 
-THREADS = 2
+# One intra-op thread by default: on this 2-core class of machine, shared with other work, small networks and
+# MiniLM ran 3-10x slower per step with 2 threads than with 1 (synchronisation on small kernels,
+# oversubscription); one thread per experiment also lets two experiments run side by side.
+THREADS = 1
+
+
+def torch_threads(params: dict[str, Any] | None = None) -> int:
+    """Torch intra-op threads: ``params["threads"]``, else $MEDALIST_THREADS, else ``THREADS``."""
+    if params and params.get("threads"):
+        return max(1, int(params["threads"]))
+    env = os.environ.get("MEDALIST_THREADS", "").strip()
+    return max(1, int(env)) if env.isdigit() else THREADS
+
+
 L1_METRICS = ("mae", "medae", "mean_absolute_error", "median_absolute_error")
 MIN_ROWS_FOR_NET_HOLDOUT = 200  # below this a network trains a fixed number of epochs
 SGD_LR_SCALE = 10.0  # SGD's learning rate relative to the (Adam-scale) ``lr`` parameter
@@ -194,7 +208,7 @@ def train_net(
     training stops after the batch that crosses it)."""
     import torch
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(torch_threads(params))
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     t0 = time.monotonic()
@@ -245,8 +259,8 @@ def train_net(
                 per_step = (time.monotonic() - t0) / step
                 affordable = step + int((max_seconds - (time.monotonic() - t0)) / max(per_step, 1e-9))
                 plan["total"] = max(warm + 1, min(total, affordable))
-            if time.monotonic() - t0 > max_seconds:
-                timed_out = True
+            if time.monotonic() - t0 > max_seconds or step >= plan["total"]:
+                timed_out = step < total  # the schedule was cut short by the time bound
                 break
         info.epochs = epoch + 1
         if stop is not None and ys is not None:
@@ -258,8 +272,8 @@ def train_net(
                 best_state = copy.deepcopy(net.state_dict())
             else:
                 waited += 1
-        if timed_out:
-            info.stopped = "time"
+        if timed_out or step >= plan["total"]:
+            info.stopped = "time" if timed_out else info.stopped
             break
         if stop is not None and waited >= patience:
             info.stopped = "patience"
@@ -347,9 +361,10 @@ class NetParts:
 class NetFamily(Family):
     """A network family: ``build`` makes the fold's inputs and body; ``fit_predict`` trains one network
     with a head per target (early stopping on ``y_valid`` when given, else on a holdout of training rows
-    when there are enough rows, else a fixed number of epochs)."""
+    when there are enough rows, else a fixed number of epochs). ``last_info`` tells how the last fit went."""
 
     packages = ("torch",)
+    last_info: TrainInfo | None = None
 
     def build(
         self,
@@ -375,9 +390,9 @@ class NetFamily(Family):
     ) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        torch.set_num_threads(THREADS)
-        torch.manual_seed(seed)
         full = {**self.default_params(task, len(X_train)), **(params or {})}
+        torch.set_num_threads(torch_threads(full))
+        torch.manual_seed(seed)
         y = np.asarray(y_train, dtype=float).reshape(len(y_train), -1)
         heads = make_heads(y, task)
         parts = self.build(X_train, X_valid, X_test, full, task, seed)

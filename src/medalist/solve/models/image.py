@@ -21,12 +21,13 @@ import pandas as pd
 
 from medalist.errors import CheckError
 from medalist.solve.models.base import Family, SubProblem, tabular_only
-from medalist.solve.models.fusion_core import THREADS, NetFamily, NetParts, net_space
+from medalist.solve.models.fusion_core import NetFamily, NetParts, net_space
 from medalist.solve.types import ModelTask
 
 IMG_PREFIX = "img__"
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 CHANNEL_SAMPLE = 24  # files opened to decide grayscale vs colour
+DECODE_THREADS = 2  # image files decoded side by side (PIL releases the GIL while decoding)
 
 
 def image_columns(X: pd.DataFrame) -> list[str]:
@@ -146,7 +147,7 @@ class ImageStore:
         return self._channels[key]
 
     def load(self, paths: Sequence[str], size: int, channels: int, fit: str) -> np.ndarray:
-        """uint8 (n, channels, size, size) for ``paths`` (read with ``THREADS`` threads)."""
+        """uint8 (n, channels, size, size) for ``paths`` (decoded with ``DECODE_THREADS`` threads)."""
         paths = [str(p) for p in paths]
         todo = sorted({p for p in paths if (p, size, channels, fit) not in self._arrays})
 
@@ -155,7 +156,7 @@ class ImageStore:
             return p, arr, full
 
         if todo:
-            with ThreadPoolExecutor(THREADS) as pool:
+            with ThreadPoolExecutor(DECODE_THREADS) as pool:
                 for p, arr, full in pool.map(one, todo):
                     self._arrays[(p, size, channels, fit)] = arr
                     self._sizes[p] = full
@@ -312,7 +313,7 @@ class CNNFamily(NetFamily):
             "weight_decay": 5e-4,
             "epochs": 40,
             "patience": 8,
-            "batch_size": 32,
+            "batch_size": 16 if n_rows < 2000 else 32,  # small data: more steps per epoch
             "hidden": 0,
             "dropout": 0.2,
             "holdout": 0.1,

@@ -24,7 +24,7 @@ import pandas as pd
 
 from medalist.errors import CheckError
 from medalist.solve.models.base import Family, SubProblem
-from medalist.solve.models.fusion_core import THREADS
+from medalist.solve.models.fusion_core import torch_threads
 from medalist.solve.models.image import ImageStore, column_paths, image_columns, require_image_column
 from medalist.solve.types import ModelTask
 
@@ -111,7 +111,7 @@ class Backbone:
         """float32 (n, D) features of the images at ``paths`` (RGB, padded to square, ImageNet-normalised)."""
         import torch
 
-        torch.set_num_threads(THREADS)
+        torch.set_num_threads(torch_threads())
         todo = [p for p in dict.fromkeys(paths) if p not in self._emb]
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]

@@ -23,7 +23,7 @@ import pandas as pd
 
 from medalist.errors import CheckError
 from medalist.solve.models.base import Family, SubProblem, missing_package, tabular_only
-from medalist.solve.models.fusion_core import THREADS
+from medalist.solve.models.fusion_core import torch_threads
 from medalist.solve.models.text import TEXT_PREFIX, tabular_block, text_columns
 from medalist.solve.types import ModelTask
 
@@ -110,7 +110,7 @@ class SentenceEncoder:
                 import torch
                 from sentence_transformers import SentenceTransformer
 
-                torch.set_num_threads(THREADS)
+                torch.set_num_threads(torch_threads())
                 model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
                 model.max_seq_length = self.max_seq_length
             except Exception as exc:
@@ -156,7 +156,7 @@ class SentenceEncoder:
             model = self._load()
             import torch
 
-            torch.set_num_threads(THREADS)
+            torch.set_num_threads(torch_threads())
             emb = model.encode(
                 list(todo.values()),
                 batch_size=self.batch_size,

@@ -12,7 +12,7 @@ import pandas as pd
 
 from medalist.errors import CheckError
 from medalist.solve.models.base import missing_package
-from medalist.solve.models.fusion_core import THREADS, NetFamily, NetParts
+from medalist.solve.models.fusion_core import NetFamily, NetParts, torch_threads
 from medalist.solve.models.text import text_columns
 from medalist.solve.models.text_embed import go_offline, text_model_dir, weights_reason
 from medalist.solve.types import ModelTask
@@ -99,7 +99,7 @@ class TransformerFTFamily(NetFamily):
                 import torch
                 from transformers import AutoModel, AutoTokenizer
 
-                torch.set_num_threads(THREADS)
+                torch.set_num_threads(torch_threads())
                 self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
                 self._model = AutoModel.from_pretrained(path, local_files_only=True)
             except Exception as exc:
