@@ -88,10 +88,12 @@ def run(
     skip_models: Annotated[str, typer.Option(help="Model families not to use, comma separated.")] = "",
 ) -> None:
     """Setup + solve + ensemble + submit within a time budget; writes <workdir>/<slug>/submission.csv."""
+    from medalist.intake import open_competition
     from medalist.pipeline import run_competition
 
     if time_budget <= 0:
         raise MedalistError("--time-budget must be positive (seconds)")
+    open_competition(competition)  # bad input fails here, in one line, before any progress is drawn
     with _RunDisplay(time_budget) as display:
         result = run_competition(
             competition,
@@ -121,7 +123,7 @@ class _RunDisplay:
             TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"),
             console=console,
-            transient=False,
+            transient=True,
         )
         self.task = self.progress.add_task("run", total=budget, stage="start", info="")
         self.best = ""
