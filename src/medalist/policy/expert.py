@@ -18,6 +18,7 @@ from medalist.setup.profile import (
     IMAGE_EXTENSIONS,
     is_integer_valued,
     is_structured_id,
+    parse_datetime,
     profile_column,
     uniqueness,
 )
@@ -226,9 +227,23 @@ class ExpertPolicy:
             "categorical_columns": categorical,
             "datetime_columns": datetimes,
             "excluded_columns": excluded,
-            "time_column": None,
+            "time_column": self._forecast_time_column(train, test, datetimes),
             "group_column": None,
         }
+
+    @staticmethod
+    def _forecast_time_column(
+        train: pd.DataFrame, test: pd.DataFrame | None, datetimes: list[str]
+    ) -> str | None:
+        """A datetime column along which the test rows all come after the training rows (a forecast):
+        then folds must be time-ordered. Interleaved periods (bike-sharing's days 20+) are not a forecast."""
+        if test is None:
+            return None
+        for col in datetimes:
+            tr, te = parse_datetime(train[col]).dropna(), parse_datetime(test[col]).dropna()
+            if len(tr) > 10 and len(te) > 10 and te.min() >= tr.max():
+                return col
+        return None
 
     def _train_table(self, comp: Competition, files: dict[str, Any]) -> pd.DataFrame:
         train = comp.read_table(files["train"])
