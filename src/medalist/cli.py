@@ -191,17 +191,15 @@ def solve(
     """Run more experiments on an existing workspace (finished ones are never repeated)."""
     import time
 
-    from medalist.pipeline import candidate_of
+    from medalist.pipeline import promote_record
     from medalist.policy.expert_solve import ExpertSolver
     from medalist.solve.loop import SolveLoop
-    from medalist.submit import chosen, promote
 
     ws, data, folds, ledger = _open_workspace(workspace)
     ledger.mark_stale_running()
 
     def on_record(rec) -> None:
-        if rec.status == "done" and rec.cv_score is not None:
-            promote(ws, data, candidate_of(rec), force=chosen(ws) is None)
+        promote_record(ws, data, rec)
 
     with _RunDisplay(time_budget) as display:
         display.event("stage", {"name": "solve"})
@@ -227,14 +225,12 @@ def ensemble(
     ] = 120.0,
 ) -> None:
     """Ensemble the ledger's experiments (hill climbing, stackers, distillation); trains no base model."""
-    from medalist.pipeline import candidate_of, ensemble_and_choose
-    from medalist.submit import chosen, promote
+    from medalist.pipeline import ensemble_and_choose, promote_record
 
     ws, data, folds, ledger = _open_workspace(workspace)
 
     def on_record(rec) -> None:
-        if rec.status == "done" and rec.cv_score is not None:
-            promote(ws, data, candidate_of(rec), force=chosen(ws) is None)
+        promote_record(ws, data, rec)
 
     with console.status("ensembling…"):
         ensemble_and_choose(ws, data, folds, ledger, time_budget, on_record)

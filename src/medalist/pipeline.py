@@ -41,6 +41,15 @@ def ensemble_reserve(time_budget: float) -> float:
     return float(min(120.0, max(8.0, 0.12 * time_budget)))
 
 
+def promote_record(ws: Workspace, data, rec) -> bool:
+    """Make a finished experiment the submission when its CV beats the current one (the first one always)."""
+    from medalist.submit import chosen, promote
+
+    if rec.status != "done" or rec.cv_score is None or not np.isfinite(rec.cv_score):
+        return False
+    return promote(ws, data, candidate_of(rec), force=chosen(ws) is None)
+
+
 def candidate_of(rec) -> Any:
     from medalist.submit import Candidate
 
@@ -105,7 +114,6 @@ def _run(comp, ws: Workspace, result: RunResult, t0: float, opts: RunOptions, em
     from medalist.solve.folds import load_or_make_folds
     from medalist.solve.ledger import Ledger
     from medalist.solve.loop import SolveLoop
-    from medalist.submit import chosen, promote
     from medalist.workspace import read_jsonl
 
     deadline = t0 + opts.time_budget
@@ -133,7 +141,7 @@ def _run(comp, ws: Workspace, result: RunResult, t0: float, opts: RunOptions, em
                 "experiment_done",
                 {"name": rec.name, "cv": rec.cv_score, "seconds": rec.seconds, "kind": rec.kind},
             )
-            if promote(ws, data, candidate_of(rec), force=chosen(ws) is None):
+            if promote_record(ws, data, rec):
                 if result.first_submission_seconds is None:
                     result.first_submission_seconds = time.monotonic() - t0
                     ws.log_event(
