@@ -99,3 +99,12 @@ def test_tunes_the_best_family_even_when_it_is_not_a_gbdt():
     state.models = ["linear", "lgbm", "knn"]
     proposal = solver.propose(state)[0]
     assert proposal.kind == "tune" and proposal.model == "linear"
+
+
+def test_many_classes_put_linear_models_before_gbdts():
+    solver = ExpertSolver()
+    state = _state([], time_left=250.0)
+    state.task_kind, state.n_outputs = "multiclass", 99
+    assert solver.propose(state)[0].model == "linear"
+    state.n_outputs = 7
+    assert solver.propose(state)[0].model == "lgbm"

@@ -323,18 +323,23 @@ def _state(done, failed, time_left=500.0) -> SolveState:
 
 
 def test_llm_solver_proposes_and_sends_a_failure_back_for_a_fix(tmp_path):
+    from medalist.solve.types import ExperimentSpec
+
     answers = [
+        '{"model": "lgbm", "features": "base", "params": {}}',  # already in the ledger
         '{"model": "et", "features": "base", "params": {"max_depth": 5, "n_jobs": 8}}',
         '{"model": "et", "features": "count", "params": {}, "why": "fix"}',
     ]
     with ScriptedChatServer(answers) as server:
         solver = LLMSolver(_policy(server, tmp_path), ExpertSolver(), llm_share=1.0, fix_budget=1)
         assert solver.propose(_state([], []))[0].why == "baseline of a model family"  # nothing scored yet
-        base = ExperimentRecord("lgbm_a", "lgbm", "a", cv_score=0.8, status="done", features="base")
+        base = ExperimentRecord(
+            ExperimentSpec("lgbm").name, "lgbm", "a", cv_score=0.8, status="done", features="base"
+        )
         p = solver.propose(_state([base], []))[0]
+        repeat_prompt = server.requests[1]["messages"][-1]["content"]
+        assert "already run (cv 0.8)" in repeat_prompt
         assert p.kind == "spec" and p.model == "et" and p.why.startswith("llm:")
-        from medalist.solve.types import ExperimentSpec
-
         assert p.params == {"max_depth": 8}  # snapped to the search space; resource params are medalist's
         failed = ExperimentRecord(
             ExperimentSpec(p.model, p.params, p.features).name,
@@ -344,7 +349,7 @@ def test_llm_solver_proposes_and_sends_a_failure_back_for_a_fix(tmp_path):
             error="ValueError: max_depth must be >= 1",
         )
         fix = solver.propose(_state([base], [failed]))[0]
-        fix_prompt = server.requests[1]["messages"][-1]["content"]
+        fix_prompt = server.requests[2]["messages"][-1]["content"]
     assert "It failed: ValueError: max_depth must be >= 1" in fix_prompt and '"max_depth"' in fix_prompt
     assert fix.model == "et" and fix.features == "count" and fix.why == "llm: fix"
     assert [e["event"] for e in solver.events] == ["proposal", "fix"]

@@ -111,6 +111,7 @@ class SolveState:
     time_left: float  # seconds until the solve phase must stop
     time_total: float  # the solve phase's whole budget
     ledger_summary: str = ""
+    n_outputs: int = 1  # model outputs (classes for multiclass)
 
 
 @dataclass

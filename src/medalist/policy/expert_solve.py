@@ -14,6 +14,8 @@ BASELINES = {
     "text": ("nbsvm", "tfidf_linear", "st_embed_lr", "lgbm", "st_embed_lgbm", "transformer_ft"),
     "image": ("img_embed_lgbm", "fusion", "cnn"),
 }
+MANY_CLASSES = 20
+MANY_CLASS_TABULAR = ("linear", "mlp", "knn", "et", "lgbm", "xgb", "rf", "catboost")
 # Families worth starting only with this much time for the whole solve phase (seconds).
 MIN_BUDGET = {"transformer_ft": 3000.0, "cnn": 600.0}
 # Seconds per row (train + test) before a family has been measured: sentence embeddings and fine-tuning
@@ -63,7 +65,10 @@ class ExpertSolver:
         order: list[str] = []
         for modality in ("text", "image", "tabular"):
             if modality in state.modalities:
-                order += [m for m in BASELINES[modality] if m not in order]
+                first = BASELINES[modality]
+                if modality == "tabular" and state.task_kind == "multiclass" and state.n_outputs > MANY_CLASSES:
+                    first = MANY_CLASS_TABULAR  # a tree per class and round: GBDTs are slow and weak here
+                order += [m for m in first if m not in order]
         out = []
         for model in order:
             if model not in state.models or not self._fits_size(state, model):

@@ -26,7 +26,7 @@ import ast
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -712,6 +712,7 @@ class LLMPolicy:
         max_attempts: int = 2,
         previous: dict[str, Any] | None = None,
         error: str | None = None,
+        reject: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> dict[str, Any]:
         """The model's next experiment: {"kind": "spec", "model", "features", "params", "why"} or
         {"kind": "script", "name", "code", "why"}, plus "usage" (tokens, attempts).
@@ -719,7 +720,8 @@ class LLMPolicy:
         ``summary`` is the compact ledger summary (see :func:`ledger_summary`); ``models`` / ``recipes``
         the names the runner accepts. An answer that names an unknown model, recipe or parameter, or a
         script that breaks the contract, goes back to the model with the reason, up to ``max_attempts``
-        calls; then CheckError. ``previous`` + ``error`` ask for a fix of a failed experiment.
+        calls; then CheckError. ``previous`` + ``error`` ask for a fix of a failed experiment;
+        ``reject(proposal)`` may refuse a valid proposal with a reason (e.g. "already run") that goes back too.
         """
         if ws is not None:
             self.bind(ws)
@@ -763,6 +765,9 @@ class LLMPolicy:
             )
             try:
                 proposal = _parse_proposal(text, list(models), recipe_names, task, allow_script)
+                refused = reject(proposal) if reject is not None else None
+                if refused:
+                    raise CheckError(refused)
             except CheckError as exc:
                 last_answer, last_error = cut(text.strip(), 1500), str(exc)
                 continue

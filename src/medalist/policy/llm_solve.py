@@ -102,7 +102,19 @@ class LLMSolver:
         self.asked += 1
         summary = ledger_summary([*state.done, *state.failed], state.lower_is_better)
         task = ModelTask(state.task_kind, 1, state.metric, state.lower_is_better)
-        tried = {r.name for r in state.done} | {r.name for r in state.failed if previous is None}
+        tried = {r.name: r for r in state.done}
+        if previous is None:
+            tried.update({r.name: r for r in state.failed if r.name not in tried})
+
+        def reject(answer: dict[str, Any]) -> str | None:
+            rec = tried.get(_ledger_name(_to_proposal(answer)))
+            if rec is None:
+                return None
+            what = f"cv {rec.cv_score:.5g}" if rec.cv_score is not None else f"failed: {rec.error[:120]}"
+            return (
+                f"this exact experiment was already run ({what}); propose a different model, recipe or params"
+            )
+
         t0 = time.monotonic()
         try:
             answer = self.policy.propose_experiment(
@@ -117,6 +129,7 @@ class LLMSolver:
                 allow_script=self.allow_script,
                 previous=previous,
                 error=error,
+                reject=reject,
             )
         except MedalistError as exc:  # no valid answer, endpoint down, budget spent
             self.events.append({"event": "no_proposal", "error": str(exc)[:300]})
@@ -125,9 +138,6 @@ class LLMSolver:
             self._slowest_call = max(self._slowest_call, time.monotonic() - t0)
         p = _to_proposal(answer)
         name = _ledger_name(p)
-        if name in tried:
-            self.events.append({"event": "repeat", "name": name})
-            return None
         self._pending = _Pending(name, answer, fixes)
         self.events.append(
             {"event": "fix" if previous else "proposal", "name": name, "usage": answer.get("usage")}

@@ -220,4 +220,5 @@ class SolveLoop:
             time_left=self.time_left(),
             time_total=total,
             ledger_summary=self.ledger.summary(15, spec.lower_is_better),
+            n_outputs=self.data.transform.n_outputs,
         )
