@@ -84,7 +84,9 @@ def run(
     llm: LlmOpt = "none",
     llm_model: Annotated[str | None, typer.Option(help="GGUF file for --llm local.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for folds and models.")] = 0,
-    tune_engine: Annotated[str, typer.Option(help="optuna | hebo")] = "optuna",
+    tune_engine: Annotated[
+        str, typer.Option(help="auto (HEBO where it runs, else Optuna TPE) | optuna | hebo")
+    ] = "auto",
     skip_models: Annotated[str, typer.Option(help="Model families not to use, comma separated.")] = "",
 ) -> None:
     """Setup + solve + ensemble + submit within a time budget; writes <workdir>/<slug>/submission.csv."""
@@ -186,7 +188,9 @@ def solve(
     time_budget: Annotated[
         float, typer.Option("--time-budget", "-t", help="Seconds for more experiments.")
     ] = 300.0,
-    tune_engine: Annotated[str, typer.Option(help="optuna | hebo")] = "optuna",
+    tune_engine: Annotated[
+        str, typer.Option(help="auto (HEBO where it runs, else Optuna TPE) | optuna | hebo")
+    ] = "auto",
 ) -> None:
     """Run more experiments on an existing workspace (finished ones are never repeated)."""
     import time

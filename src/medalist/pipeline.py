@@ -68,7 +68,7 @@ class RunOptions:
     llm_model: str | None = None
     seed: int = 0
     setup_only: bool = False
-    tune_engine: str = "optuna"
+    tune_engine: str = "auto"
     skip_models: tuple[str, ...] = ()
 
 
@@ -81,7 +81,7 @@ def run_competition(
     setup_only: bool = False,
     on_event: Event | None = None,
     raise_errors: bool = False,
-    tune_engine: str = "optuna",
+    tune_engine: str = "auto",
     llm_model: str | None = None,
     skip_models: tuple[str, ...] = (),
 ) -> RunResult:

@@ -350,7 +350,7 @@ class LLMPolicy:
         answer = self._ask_json(ctx, user, MAX_TOKENS["plan"])
         plan, derived = st.derive_plan(comp, mods, answer, train, self._expert)
         plan["llm"] = {
-            "decided": ["id_column", "target_columns", "task_type", "text_columns", "exclude"],
+            "decided": ["id_column", "target_columns", "task_type", "text_columns"],
             "derived": derived,
         }
         self._note(ctx.stage, derived=derived)

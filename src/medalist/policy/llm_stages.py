@@ -199,7 +199,8 @@ def derive_plan(
     train: pd.DataFrame,
     expert: ExpertPolicy,
 ) -> tuple[dict[str, Any], list[str]]:
-    """The plan artifact from the model's id/targets/task/text/exclude decisions; the rest is derived."""
+    """The plan artifact from the model's id/targets/task/text decisions (an optional "exclude" list is
+    honoured); the rest is derived."""
     files = mods["files"]
     sample = comp.read_table(files["sample_submission"])
     sample_cols = [str(c) for c in sample.columns]
