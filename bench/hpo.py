@@ -35,6 +35,17 @@ def best_by_minute(history: list[tuple[float, dict, float]], minutes: int, lower
     return out
 
 
+def make_objective(ws: Workspace, data, folds, ledger: Ledger, model: str, engine: str):
+    """CV score of one k-fold experiment with the trial's params (the worst score when it fails)."""
+    worst = float("inf") if data.spec.lower_is_better else float("-inf")
+
+    def objective(params: dict) -> float:
+        rec = run_experiment(ws, data, folds, ExperimentSpec(model, params, note=f"hpo {engine}"), ledger)
+        return rec.cv_score if rec.status == "done" else worst
+
+    return objective
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("suite", type=Path)
@@ -58,14 +69,21 @@ def main() -> None:
         for engine in ("optuna", "hebo"):
             ledger = Ledger(ws.experiments / f"ledger_{engine}.sqlite")
 
-            def objective(params: dict, engine: str = engine, ledger: Ledger = ledger) -> float:
-                rec = run_experiment(ws, data, folds, ExperimentSpec(args.model, params, note=f"hpo {engine}"), ledger)
-                return rec.cv_score if rec.status == "done" else float("inf") if lower else float("-inf")
-
-            result = tune(objective, space, engine=engine, lower_is_better=lower, time_budget=60 * args.minutes)
+            objective = make_objective(ws, data, folds, ledger, args.model, engine)
+            result = tune(
+                objective, space, engine=engine, lower_is_better=lower, time_budget=60 * args.minutes
+            )
             curve = best_by_minute(result.history, args.minutes, lower)
-            rows.append({"competition": slug, "metric": data.spec.metric, "engine": engine,
-                         "trials": len(result.history), "best": result.best_score, "by_minute": curve})
+            rows.append(
+                {
+                    "competition": slug,
+                    "metric": data.spec.metric,
+                    "engine": engine,
+                    "trials": len(result.history),
+                    "best": result.best_score,
+                    "by_minute": curve,
+                }
+            )
             console.print(f"{slug} {engine}: {len(result.history)} trials, best {result.best_score:.5f}")
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=2))
@@ -73,8 +91,13 @@ def main() -> None:
     for c in ["competition", "metric", "engine", "trials"] + [f"{m} min" for m in range(1, args.minutes + 1)]:
         table.add_column(c)
     for r in rows:
-        table.add_row(r["competition"], r["metric"], r["engine"], str(r["trials"]),
-                      *[("-" if v is None else f"{v:.5f}") for v in r["by_minute"]])
+        table.add_row(
+            r["competition"],
+            r["metric"],
+            r["engine"],
+            str(r["trials"]),
+            *[("-" if v is None else f"{v:.5f}") for v in r["by_minute"]],
+        )
     console.print(table)
 
 

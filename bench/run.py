@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,27 +31,62 @@ from medalist.submit import Candidate, write_candidate
 from medalist.workspace import Workspace, read_jsonl
 
 PLAIN_LGBM = {
-    "learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20, "feature_fraction": 1.0,
-    "bagging_fraction": 1.0, "bagging_freq": 0, "lambda_l1": 0.0, "lambda_l2": 0.0, "max_depth": -1,
-    "n_estimators": 100, "early_stopping_rounds": 0, "fixed_rounds": 100,
+    "learning_rate": 0.1,
+    "num_leaves": 31,
+    "min_child_samples": 20,
+    "feature_fraction": 1.0,
+    "bagging_fraction": 1.0,
+    "bagging_freq": 0,
+    "lambda_l1": 0.0,
+    "lambda_l2": 0.0,
+    "max_depth": -1,
+    "n_estimators": 100,
+    "early_stopping_rounds": 0,
+    "fixed_rounds": 100,
 }
 
 
 def run_medalist(comp: Path, workdir: Path, budget: float, extra: list[str]) -> dict:
     t0 = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "medalist.cli", "run", str(comp / "public"), "--workdir", str(workdir),
-         "--time-budget", str(budget), *extra],
-        capture_output=True, text=True, timeout=budget * 3 + 300,
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "medalist.cli",
+            "run",
+            str(comp / "public"),
+            "--workdir",
+            str(workdir),
+            "--time-budget",
+            str(budget),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
+    try:
+        _, stderr = proc.communicate(timeout=budget * 2 + 120)
+    except subprocess.TimeoutExpired:  # far over budget: stop it (and its workers), report it, go on
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate()
+        stderr += f"\nkilled after {time.monotonic() - t0:.0f}s (budget {budget:g}s)"
     seconds = time.monotonic() - t0
     ws = Workspace(workdir / comp.name)
     runs = read_jsonl(ws.logs / "run.jsonl")
     end = next((r for r in reversed(runs) if r.get("event") == "end"), {})
     first = next((r for r in runs if r.get("event") == "first_submission"), {})
-    return {"seconds": seconds, "returncode": proc.returncode, "error": proc.stderr.strip().splitlines()[-1:]
-            if proc.returncode else None, "experiments": end.get("experiments"), "best": end.get("best"),
-            "cv": end.get("cv"), "first_submission_s": first.get("seconds"), "workspace": ws}
+    return {
+        "seconds": seconds,
+        "returncode": proc.returncode,
+        "error": stderr.strip().splitlines()[-1:] if proc.returncode else None,
+        "experiments": end.get("experiments"),
+        "best": end.get("best"),
+        "cv": end.get("cv"),
+        "first_submission_s": first.get("seconds"),
+        "workspace": ws,
+    }
 
 
 def run_plain_lgbm(ws: Workspace) -> tuple[Path | None, float | None, float]:
@@ -99,31 +136,64 @@ def main() -> None:
         except Exception as e:  # the baseline is a reference; report, don't stop the bench
             console.print(f"  baseline failed: {e}")
             base_grade, base_cv, base_s = None, None, 0.0
-        row = {"competition": slug, **m, "grade": grade.to_dict() if grade else None,
-               "baseline": {"cv": base_cv, "seconds": base_s, "grade": base_grade.to_dict() if base_grade else None}}
+        row = {
+            "competition": slug,
+            **m,
+            "grade": grade.to_dict() if grade else None,
+            "baseline": {
+                "cv": base_cv,
+                "seconds": base_s,
+                "grade": base_grade.to_dict() if base_grade else None,
+            },
+        }
         rows.append(row)
-        console.print(f"  score {fmt(grade.score if grade else None)} pct {fmt(grade.percentile if grade else None, 1)}"
-                      f" | plain lgbm {fmt(base_grade.score if base_grade else None)}  ({m['seconds']:.0f}s)")
+        console.print(
+            f"  score {fmt(grade.score if grade else None)} pct {fmt(grade.percentile if grade else None, 1)}"
+            f" | plain lgbm {fmt(base_grade.score if base_grade else None)}  ({m['seconds']:.0f}s)"
+        )
         if args.json:
             args.json.write_text(json.dumps(rows, indent=2, default=str))
     table = Table(title=f"medalist run --time-budget {args.time_budget:g} vs plain 5-fold LightGBM")
-    for c in ("competition", "metric", "score", "pct", "medal", "seconds", "exps", "first sub s", "plain lgbm",
-              "plain pct"):
+    for c in (
+        "competition",
+        "metric",
+        "score",
+        "pct",
+        "medal",
+        "seconds",
+        "exps",
+        "first sub s",
+        "plain lgbm",
+        "plain pct",
+    ):
         table.add_column(c, justify="left" if c in ("competition", "metric", "medal") else "right")
     for r in rows:
         g = r["grade"] or {}
         b = (r["baseline"] or {}).get("grade") or {}
-        medal = next((k.split("_")[0] for k in ("gold_medal", "silver_medal", "bronze_medal") if g.get(k)), "-")
-        table.add_row(r["competition"], g.get("metric", "-"), fmt(g.get("score")), fmt(g.get("percentile"), 1),
-                      medal, f"{r['seconds']:.0f}", fmt(r.get("experiments")), fmt(r.get("first_submission_s"), 1),
-                      fmt(b.get("score")), fmt(b.get("percentile"), 1))
+        medal = next(
+            (k.split("_")[0] for k in ("gold_medal", "silver_medal", "bronze_medal") if g.get(k)), "-"
+        )
+        table.add_row(
+            r["competition"],
+            g.get("metric", "-"),
+            fmt(g.get("score")),
+            fmt(g.get("percentile"), 1),
+            medal,
+            f"{r['seconds']:.0f}",
+            fmt(r.get("experiments")),
+            fmt(r.get("first_submission_s"), 1),
+            fmt(b.get("score")),
+            fmt(b.get("percentile"), 1),
+        )
     console.print(table)
     graded = [r["grade"] for r in rows if r["grade"] and r["grade"].get("percentile") is not None]
     above = sum(1 for g in graded if g.get("above_median"))
     medals = sum(1 for g in graded if g.get("any_medal"))
     within = sum(1 for r in rows if r["seconds"] <= args.time_budget * 1.1)
-    console.print(f"above median {above}/{len(graded)}; medals {medals}/{len(graded)}; "
-                  f"within budget+10% {within}/{len(rows)}")
+    console.print(
+        f"above median {above}/{len(graded)}; medals {medals}/{len(graded)}; "
+        f"within budget+10% {within}/{len(rows)}"
+    )
 
 
 if __name__ == "__main__":

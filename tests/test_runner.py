@@ -355,3 +355,24 @@ def test_parallel_folds_match_sequential_folds(titanic, monkeypatch):
     np.testing.assert_allclose(np.load(again.oof_path), arrays["2"][0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(np.load(again.test_path), arrays["2"][1], rtol=1e-9, atol=1e-12)
     assert arrays["2"][2] == 1  # one thread per worker
+
+
+def test_a_fold_that_runs_past_the_limit_is_stopped(titanic, monkeypatch):
+    """Folds fitted side by side have a hard bound: workers still fitting when the time is up are stopped."""
+    import time as _time
+
+    monkeypatch.setenv("MEDALIST_FOLD_JOBS", "2")
+    ws, data, folds, led = titanic
+    t0 = _time.monotonic()
+    rec = run_experiment(
+        ws,
+        data,
+        folds,
+        ExperimentSpec("linear", {"C": 3.0}),
+        led,
+        family=LinearFamily(sleep=60.0),
+        features=NumericFeatures(data),
+        time_limit=4.0,
+    )
+    assert rec.status == "failed" and rec.error.startswith("time limit") and "still fitting" in rec.error
+    assert _time.monotonic() - t0 < 30

@@ -21,6 +21,9 @@ class Workspace:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
     @classmethod
     def create(cls, workdir: str | Path, slug: str) -> Workspace:
         ws = cls(Path(workdir).expanduser().resolve() / slug)

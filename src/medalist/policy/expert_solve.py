@@ -20,7 +20,7 @@ MANY_CLASS_TABULAR = ("linear", "mlp", "knn", "et", "lgbm", "xgb", "rf", "catboo
 MIN_BUDGET = {"transformer_ft": 3000.0, "cnn": 600.0}
 # Seconds per row (train + test) before a family has been measured: sentence embeddings and fine-tuning
 # cost in proportion to the number of texts, whatever a LightGBM baseline took.
-ROW_COST = {"st_embed_lr": 1 / 150, "st_embed_lgbm": 1 / 150, "transformer_ft": 1 / 10}
+ROW_COST = {"st_embed_lr": 1 / 60, "st_embed_lgbm": 1 / 60, "transformer_ft": 1 / 10}
 # Rough cost relative to a LightGBM baseline, until a family has been measured.
 COST = {
     "lgbm": 1.0,

@@ -39,6 +39,7 @@ TOP_INTERACTION_COLUMNS = 5  # 5 columns -> 10 pairs x 3 operations = 30 new col
 TE_SMOOTHING = 10.0
 TE_INNER_FOLDS = 5
 MI_SAMPLE_ROWS = 4000
+MI_MAX_COLUMNS = 40
 
 
 @dataclass
@@ -381,6 +382,20 @@ class RecipeFeatures:
         x = x_tr[cols].iloc[rows].astype("float64")
         x = x.fillna(x.median()).fillna(0.0).to_numpy()
         t = self._targets[train_idx][rows]
+        score = np.zeros(len(cols))
+        if self._is_classification and t.shape[1] > 1 and np.allclose(t.sum(axis=1), 1.0):
+            t = t.argmax(axis=1)[:, None]  # one-hot classes: one MI against the class, not one per class
+        if len(cols) > MI_MAX_COLUMNS:  # a fast univariate F-test narrows wide tables before MI
+            from sklearn.feature_selection import f_classif, f_regression
+
+            f_test = f_classif if self._is_classification else f_regression
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                f_score = np.nan_to_num(
+                    f_test(x, t[:, 0].astype(int) if self._is_classification else t[:, 0])[0]
+                )
+            keep = np.sort(np.argsort(-f_score, kind="stable")[:MI_MAX_COLUMNS])
+            cols, x = [cols[i] for i in keep], x[:, keep]
         score = np.zeros(len(cols))
         for j in range(t.shape[1]):
             if self._is_classification:

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from medalist.errors import BudgetExceeded, CheckError, MedalistError
 from medalist.setup.data import TaskData
@@ -163,6 +164,10 @@ def _fit_folds(
     test = np.zeros((data.n_test, k))
     unvalidated = np.flatnonzero(folds < 0)
     splits = fold_splits(folds)
+    warm = getattr(family, "warm", None)
+    if callable(warm):  # once, before the folds: e.g. sentence embeddings of every text, cached on disk
+        X_all, _, X_te = features.split(np.arange(data.n_train), np.array([], dtype=int))
+        warm(pd.concat([X_all, X_te], ignore_index=True), params)
     jobs = min(fold_jobs(), len(splits))
     if jobs > 1:
         params = {**params, "n_threads": 1} if "n_threads" in params else params
@@ -186,9 +191,17 @@ def _fit_folds(
         if len(wave) > 1:
             from joblib import Parallel, delayed
 
-            outputs = Parallel(n_jobs=len(wave), backend="loky")(
-                delayed(_fit_one_fold)(family, *args) for *_, args in inputs
-            )
+            # a hard bound: workers still fitting when the time is up are stopped
+            timeout = None if time_limit is None else max(1.0, time_limit - (time.monotonic() - t0))
+            try:
+                outputs = Parallel(n_jobs=len(wave), backend="loky", timeout=timeout)(
+                    delayed(_fit_one_fold)(family, *args) for *_, args in inputs
+                )
+            except TimeoutError as exc:
+                raise TimeLimitError(
+                    f"time limit: folds {done + 1}-{done + len(wave)}/{len(splits)} were still fitting when "
+                    f"the {time_limit:g}s allowed ran out"
+                ) from exc
         else:
             outputs = [family.fit_predict(*inputs[0][4])]
         for (f, _, valid_idx, rows, _), (pv, pt) in zip(inputs, outputs):

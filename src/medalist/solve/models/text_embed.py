@@ -217,6 +217,13 @@ class _EmbedFamily(Family):
     def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         return X
 
+    def warm(self, X: pd.DataFrame, params: dict[str, Any]) -> None:
+        """Embed every text of train and test once, in this process, before the folds (the disk cache then
+        serves every fold's worker)."""
+        cols = text_columns(X)
+        if cols:
+            embed_columns(self.encoder(params), X, cols)
+
     def encoder(self, params: dict[str, Any]) -> SentenceEncoder:
         seq, batch = int(params.get("max_seq_length", 128)), int(params.get("embed_batch_size", 64))
         enc = self._encoder
