@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -30,15 +31,18 @@ WorkdirOpt = Annotated[
 LlmOpt = Annotated[str, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL.")]
 
 
-def _policies(llm: str, llm_model: str | None, workdir: Path, slug_hint: str | None = None):
-    """(policy, fallback) for --llm."""
+@contextmanager
+def _policies(llm: str, llm_model: str | None, workdir: Path):
+    """(policy, fallback) for --llm; a local model's server runs while the block does."""
     from medalist.policy.expert import ExpertPolicy
 
     if llm in ("", "none"):
-        return ExpertPolicy(), None
+        yield ExpertPolicy(), None
+        return
     from medalist.policy.llm import make_llm_policy
 
-    return make_llm_policy(llm, llm_model=llm_model), ExpertPolicy()
+    with make_llm_policy(llm, llm_model=llm_model, workdir=workdir) as policy:
+        yield policy, ExpertPolicy()
 
 
 @app.command()
@@ -46,14 +50,18 @@ def setup(
     competition: Annotated[str, typer.Argument(help="Competition folder (description + data files).")],
     workdir: WorkdirOpt = Path("runs"),
     llm: LlmOpt = "none",
-    llm_model: Annotated[str | None, typer.Option(help="GGUF file for --llm local.")] = None,
+    llm_model: Annotated[
+        str | None,
+        typer.Option(help="--llm local: a GGUF file or packaged model; --llm URL: the model name."),
+    ] = None,
 ) -> None:
     """Phase I: set the competition up (task.json + maps) through the checked stage machine."""
+    from medalist.intake import open_competition
     from medalist.setup import run_setup
 
-    policy, fallback = _policies(llm, llm_model, workdir)
-    with console.status("setting up…"):
-        spec, ws, records = run_setup(competition, workdir, policy=policy, fallback=fallback)
+    comp = open_competition(competition)
+    with _policies(llm, llm_model, workdir) as (policy, fallback), console.status("setting up…"):
+        spec, ws, records = run_setup(comp, workdir, policy=policy, fallback=fallback)
     table = Table(title=f"{spec.slug}: setup passed every check", show_header=False)
     table.add_row("task", f"{spec.task_type}  ({spec.transform.output} output)")
     table.add_row("metric", f"{spec.metric} ({'lower' if spec.lower_is_better else 'higher'} is better)")
@@ -70,6 +78,10 @@ def setup(
         )
     attempts = sum(1 for r in records if not r.stage.startswith("meta:"))
     table.add_row("stages", f"{attempts} attempts, {sum(1 for r in records if not r.ok)} failed checks")
+    if fallback is not None:
+        tokens = sum(r.prompt_tokens + r.completion_tokens for r in records)
+        took = sorted({r.stage for r in records if r.ok and r.policy == fallback.name and r.fallback})
+        table.add_row("llm", f"{tokens} tokens; the expert took: {', '.join(took) or 'no stage'}")
     table.add_row("workspace", str(ws.root))
     out.print(table)
 
@@ -82,7 +94,10 @@ def run(
         float, typer.Option("--time-budget", "-t", help="Seconds for the whole run.")
     ] = 300.0,
     llm: LlmOpt = "none",
-    llm_model: Annotated[str | None, typer.Option(help="GGUF file for --llm local.")] = None,
+    llm_model: Annotated[
+        str | None,
+        typer.Option(help="--llm local: a GGUF file or packaged model; --llm URL: the model name."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for folds and models.")] = 0,
     tune_engine: Annotated[
         str, typer.Option(help="auto (HEBO where it runs, else Optuna TPE) | optuna | hebo")

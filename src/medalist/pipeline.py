@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,23 +109,56 @@ def run_competition(
 
 def _run(comp, ws: Workspace, result: RunResult, t0: float, opts: RunOptions, emit: Event) -> None:
     from medalist.policy.expert import ExpertPolicy
-    from medalist.policy.expert_solve import ExpertSolver
     from medalist.setup import run_setup, setup_is_done
+    from medalist.workspace import read_jsonl
+
+    deadline = t0 + opts.time_budget
+    with ExitStack() as stack:
+        llm_policy = None
+        if opts.llm not in ("", "none"):
+            from medalist.policy.llm import make_llm_policy
+
+            emit("stage", {"name": "llm"})
+            llm_policy = stack.enter_context(
+                make_llm_policy(opts.llm, llm_model=opts.llm_model, workdir=ws.root.parent)
+            )
+        if not setup_is_done(ws):
+            emit("stage", {"name": "setup"})
+            run_setup(
+                comp,
+                ws.root.parent,
+                policy=llm_policy or ExpertPolicy(),
+                fallback=ExpertPolicy() if llm_policy else None,
+                on_record=lambda r: emit("setup_record", vars(r)),
+            )
+        result.stage_records = read_jsonl(ws.logs / "stages.jsonl")
+        if not opts.setup_only:
+            _solve(ws, result, t0, deadline, opts, emit, llm_policy)
+    _llm_usage(ws, result)
+
+
+def _llm_usage(ws: Workspace, result: RunResult) -> None:
+    """Tokens and cost of the run's model calls, from logs/llm_calls.jsonl."""
+    path = ws.logs / "llm_calls.jsonl"
+    if path.exists():
+        from medalist.llm import read_usage
+
+        total = read_usage(path).total
+        result.prompt_tokens = total.prompt_tokens
+        result.completion_tokens = total.completion_tokens
+        result.cost = total.cost
+
+
+def _solve(
+    ws: Workspace, result: RunResult, t0: float, deadline: float, opts: RunOptions, emit: Event, llm_policy
+) -> None:
+    """Folds, the prior as the first submission, the solve loop, then ensembles in the reserved time."""
+    from medalist.policy.expert_solve import ExpertSolver
     from medalist.setup.data import load_task_data
     from medalist.solve.folds import load_or_make_folds
     from medalist.solve.ledger import Ledger
     from medalist.solve.loop import SolveLoop
-    from medalist.workspace import read_jsonl
 
-    deadline = t0 + opts.time_budget
-    if not setup_is_done(ws):
-        emit("stage", {"name": "setup"})
-        run_setup(
-            comp, ws.root.parent, policy=ExpertPolicy(), on_record=lambda r: emit("setup_record", vars(r))
-        )
-    result.stage_records = read_jsonl(ws.logs / "stages.jsonl")
-    if opts.setup_only:
-        return
     data = load_task_data(ws)
     folds = load_or_make_folds(ws, data, seed=opts.seed)
     ledger = Ledger(ws.ledger)
@@ -152,12 +186,19 @@ def _run(comp, ws: Workspace, result: RunResult, t0: float, opts: RunOptions, em
             emit("experiment_failed", {"name": rec.name, "error": rec.error})
 
     reserve = ensemble_reserve(opts.time_budget)
+    solver = ExpertSolver()
+    if llm_policy is not None:
+        from medalist.policy.llm_solve import LLMSolver
+
+        # a local model's calls are slow on a CPU: it proposes a quarter of the experiments, an endpoint half
+        share = 0.25 if opts.llm == "local" else 0.5
+        solver = LLMSolver(llm_policy, solver, task_summary=data.spec.summary, llm_share=share)
     loop = SolveLoop(
         ws,
         data,
         folds,
         ledger,
-        ExpertSolver(),
+        solver,
         deadline=deadline - reserve,
         on_event=emit,
         on_record=on_record,

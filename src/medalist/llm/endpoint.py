@@ -51,7 +51,33 @@ def llm_endpoint(
         return
     if not choice.startswith(("http://", "https://")):
         raise InputError(f"--llm must be none, local or an http(s) URL, not {choice!r}")
-    yield base.with_(base_url=choice)
+    config = base.with_(base_url=choice)
+    if not config.model:
+        config = config.with_(model=served_model(config))
+    yield config
+
+
+def served_model(config: LLMConfig) -> str:
+    """The model an endpoint serves when it serves exactly one (llama.cpp, vLLM, ...): GET /models."""
+    try:
+        client = openai.OpenAI(
+            base_url=config.base_url,
+            api_key=config.api_key or "not-needed",
+            timeout=min(config.timeout, 20.0),
+            max_retries=1,
+        )
+        ids = [m.id for m in client.models.list().data]
+    except Exception as exc:
+        raise InputError(
+            f"no model name for {config.base_url} and its /models did not answer ({type(exc).__name__}); "
+            "pass --llm-model NAME or set MEDALIST_LLM_MODEL"
+        ) from exc
+    if len(ids) != 1:
+        raise InputError(
+            f"{config.base_url} serves {len(ids)} models ({', '.join(ids[:5])}); pick one with --llm-model NAME "
+            "or MEDALIST_LLM_MODEL"
+        )
+    return ids[0]
 
 
 def check_endpoint(config: LLMConfig, max_tokens: int = 48) -> dict[str, Any]:

@@ -814,6 +814,8 @@ def make_llm_policy(
     For ``local`` the llama.cpp server starts now and runs until ``close()`` (or the end of a ``with``
     block). ``overrides`` are LLMConfig fields (max_llm_tokens, max_cost, temperature, cache, ...).
     """
+    if model is None and llm_model is not None and str(llm).startswith(("http://", "https://")):
+        model = str(llm_model)  # for an endpoint, --llm-model names the served model
     stack = ExitStack()
     try:
         config = stack.enter_context(
