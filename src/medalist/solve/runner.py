@@ -16,6 +16,7 @@ subprocess for hard limits, see :mod:`medalist.solve.contract`).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import time
@@ -197,7 +198,7 @@ def _fit_folds(
                 outputs = Parallel(n_jobs=len(wave), backend="loky", timeout=timeout)(
                     delayed(_fit_one_fold)(family, *args) for *_, args in inputs
                 )
-            except TimeoutError as exc:
+            except (TimeoutError, multiprocessing.TimeoutError) as exc:
                 raise TimeLimitError(
                     f"time limit: folds {done + 1}-{done + len(wave)}/{len(splits)} were still fitting when "
                     f"the {time_limit:g}s allowed ran out"
