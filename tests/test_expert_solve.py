@@ -108,3 +108,60 @@ def test_many_classes_put_linear_models_before_gbdts():
     assert solver.propose(state)[0].model == "linear"
     state.n_outputs = 7
     assert solver.propose(state)[0].model == "lgbm"
+
+
+def test_time_left_after_the_schedule_goes_to_more_tuning_then_more_seeds():
+    solver = ExpertSolver()
+    done = [_rec("lgbm", 0.80)]
+    first = solver.propose(_with_models(done, ["lgbm"]))[0]
+    assert first.kind == "tune" and first.round == 0
+    trials = [_rec("lgbm", 0.81 + i / 1000, note="hpo hebo") for i in range(8)]
+    trials = [
+        ExperimentRecord(
+            f"lgbm_t{i}",
+            "lgbm",
+            f"t{i}",
+            params={"num_leaves": 20 + i},
+            features="base",
+            cv_score=r.cv_score,
+            seconds=5.0,
+            status="done",
+            note="hpo hebo",
+        )
+        for i, r in enumerate(trials)
+    ]
+    seeds = [
+        ExperimentRecord(
+            ExperimentSpec("lgbm", {"num_leaves": 27}, "base", s).name,
+            "lgbm",
+            "x",
+            cv_score=0.8,
+            seconds=5.0,
+            status="done",
+        )
+        for s in (1, 2)
+    ]
+    again = solver.propose(_with_models(done + trials + seeds, ["lgbm"]))[0]
+    assert again.kind == "tune" and again.round == 8 and "further" in again.why
+    many = [
+        ExperimentRecord(
+            f"lgbm_u{i}",
+            "lgbm",
+            f"u{i}",
+            params={"num_leaves": 27},
+            features="base",
+            cv_score=0.805,
+            seconds=5.0,
+            status="done",
+            note="hpo hebo",
+        )
+        for i in range(60)
+    ]
+    last = solver.propose(_with_models(done + trials + seeds + many, ["lgbm"]))[0]
+    assert last.kind == "spec" and last.seed >= 3 and last.why == "another seed of the best"
+
+
+def _with_models(done, models):
+    state = _state(done, time_left=250.0)
+    state.models, state.recipes = models, ["base"]
+    return state

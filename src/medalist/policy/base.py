@@ -128,6 +128,7 @@ class Proposal:
     name: str = ""  # script: its ledger name
     why: str = ""  # one line: the reason, for the log and the reader
     parent: str | None = None
+    round: int = 0  # tune: the family's tuning trials before this round (a round is proposed once)
 
 
 class SolvePolicy(Protocol):

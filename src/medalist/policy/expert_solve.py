@@ -14,6 +14,8 @@ BASELINES = {
     "text": ("nbsvm", "tfidf_linear", "st_embed_lr", "lgbm", "st_embed_lgbm", "transformer_ft"),
     "image": ("img_embed_lgbm", "fusion", "cnn"),
 }
+MAX_TRIALS = 60  # tuning rounds on one family stop once it has this many trials
+MAX_SEEDS = 6
 MANY_CLASSES = 20
 MANY_CLASS_TABULAR = ("linear", "mlp", "knn", "et", "lgbm", "xgb", "rf", "catboost")
 # Families worth starting only with this much time for the whole solve phase (seconds).
@@ -52,7 +54,7 @@ class ExpertSolver:
 
     def propose(self, state: SolveState) -> list[Proposal]:
         tried = {r.name for r in state.done} | {r.name for r in state.failed}
-        for step in (self._baselines, self._recipes, self._tune, self._diversity):
+        for step in (self._baselines, self._recipes, self._tune, self._diversity, self._more):
             for p in step(state):
                 if _tuned(state, p) if p.kind == "tune" else _name(p) in tried:
                     continue
@@ -60,13 +62,53 @@ class ExpertSolver:
                     return [p]
         return []
 
+    def _more(self, state: SolveState) -> list[Proposal]:
+        """Time left after the schedule: keep tuning the best family, then more seeds of the best."""
+        best = self._best(state, None)
+        if best is None:
+            return []
+        out = []
+        trials = sum(
+            1 for r in state.done + state.failed if r.model == best.model and r.note.startswith("hpo")
+        )
+        if trials < MAX_TRIALS and state.time_left >= 45:
+            out.append(
+                Proposal(
+                    "tune",
+                    model=best.model,
+                    features=best.features,
+                    tune_seconds=max(30.0, self.tune_share * state.time_left),
+                    why=f"tune {best.model} further ({trials} trials so far)",
+                    parent=best.name,
+                    round=trials,
+                )
+            )
+        params = dict(best.params) if best.note.startswith("hpo") else {}
+        out += [
+            Proposal(
+                "spec",
+                model=best.model,
+                features=best.features,
+                params=params,
+                seed=s,
+                why="another seed of the best",
+                parent=best.name,
+            )
+            for s in range(self.seeds, MAX_SEEDS)
+        ]
+        return out
+
     # ------------------------------------------------------------------ phases
     def _baselines(self, state: SolveState) -> list[Proposal]:
         order: list[str] = []
         for modality in ("text", "image", "tabular"):
             if modality in state.modalities:
                 first = BASELINES[modality]
-                if modality == "tabular" and state.task_kind == "multiclass" and state.n_outputs > MANY_CLASSES:
+                if (
+                    modality == "tabular"
+                    and state.task_kind == "multiclass"
+                    and state.n_outputs > MANY_CLASSES
+                ):
                     first = MANY_CLASS_TABULAR  # a tree per class and round: GBDTs are slow and weak here
                 order += [m for m in first if m not in order]
         out = []
@@ -182,4 +224,6 @@ def _name(p: Proposal) -> str:
 
 
 def _tuned(state: SolveState, p: Proposal) -> bool:
-    return any(r.note.startswith("hpo") and r.model == p.model for r in state.done + state.failed)
+    """Whether this tuning round already ran: a round is known by the trials before it."""
+    trials = sum(1 for r in state.done + state.failed if r.model == p.model and r.note.startswith("hpo"))
+    return trials > p.round

@@ -109,6 +109,7 @@ class SolveLoop:
 
         models = [m for m in available_models(tuple(self.data.spec.modalities)) if m not in self.skip_models]
         recipes = recipes_for(self.data)
+        idle = 0  # proposals in a row that added nothing to the ledger
         while self.time_left() > 2:
             state = self._state(models, recipes, started_total)
             proposals = self.policy.propose(state)
@@ -118,7 +119,12 @@ class SolveLoop:
             for p in proposals:
                 if self.time_left() <= 2:
                     break
+                rows = len(self.ledger.records(status=None))
                 self._run(p)
+                idle = 0 if len(self.ledger.records(status=None)) > rows else idle + 1
+            if idle >= 3:
+                self.on_event("solve_done", {"reason": "the policy's proposals added nothing to the ledger"})
+                return
         self.on_event("solve_done", {"reason": "time budget reached"})
 
     # ------------------------------------------------------------------ one proposal
