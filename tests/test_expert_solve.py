@@ -51,16 +51,31 @@ def test_baselines_first_cheap_and_strong_first():
     assert [(p.kind, p.model, p.features) for p in first] == [("spec", "lgbm", "base")]
     second = solver.propose(_state([_rec("lgbm", 0.8)]))
     assert second[0].model == "catboost"
-    text = solver.propose(_state([], modalities=("text", "tabular")))
-    assert text[0].model == "tfidf_linear"
+    text = _state([], modalities=("text", "tabular"))
+    text.n_columns = {"text": 1, "tabular": 2}
+    assert solver.propose(text)[0].model == "tfidf_linear"
+    # a substantial table goes first, then the modalities take turns
+    text.n_columns = {"text": 1, "tabular": 40}
+    assert solver.propose(text)[0].model == "lgbm"
+    assert solver.propose(_state([_rec("lgbm", 0.8)], modalities=("text", "tabular")))[0].model == "tfidf_linear"
 
 
 def test_skips_what_does_not_fit_the_time_left():
     solver = ExpertSolver()
     done = [_rec("lgbm", 0.8, seconds=30.0)]
     # catboost is estimated at ~3x lgbm = 90 s: it does not fit in 60 s, xgb (~45 s) does
-    assert solver.propose(_state(done, time_left=60.0))[0].model == "xgb"
+    state = _state(done, time_left=60.0)
+    state.time_total = 100.0
+    assert solver.propose(state)[0].model == "xgb"
     assert solver.propose(_state(done, time_left=5.0)) == []
+
+
+def test_tunes_in_time_when_baselines_are_slow():
+    solver = ExpertSolver()
+    done = [_rec("lgbm", 0.8, seconds=60.0), _rec("catboost", 0.81, seconds=70.0)]
+    state = _state(done, time_left=150.0)  # 150 of 300 s left and nothing tuned yet
+    proposal = solver.propose(state)[0]
+    assert proposal.kind == "tune" and proposal.model == "catboost"
 
 
 def test_recipes_then_tuning_then_diversity():

@@ -39,6 +39,7 @@ MEMBER_KINDS = ("model", "script")
 ENSEMBLE_METHODS = ("ens_hill", "ens_ridge", "ens_lgbm", "ens_multi")
 DISTILL_METHOD = "distill_lgbm"
 DUPLICATE_CORR = 0.99999
+MANY_OUTPUTS = 20  # above this many model outputs (classes), boosted stackers are too slow to pay off
 
 
 @dataclass
@@ -176,10 +177,22 @@ def build_ensembles(
             out.append(rec)
             seconds[model] = rec.seconds
             continue
+        if model in ("ens_lgbm", "ens_multi") and scorer.n_outputs > MANY_OUTPUTS:
+            ws.log_event(
+                "ensemble",
+                {
+                    "event": "skip",
+                    "name": name,
+                    "why": f"{scorer.n_outputs} outputs: a tree per output and round",
+                },
+            )
+            continue
         if model == "ens_multi":
             if n_folds < 3:
                 continue
             estimate = n_folds * sum(seconds.get(m, 0.0) for m in ("ens_hill", "ens_ridge", "ens_lgbm"))
+        elif model == "ens_lgbm":
+            estimate = 3.0 * seconds.get("ens_ridge", 0.0)  # a boosted stacker costs a few linear ones
         else:
             estimate = 0.0
         if time.monotonic() + estimate > deadline:

@@ -14,6 +14,7 @@ BASELINES = {
     "text": ("nbsvm", "tfidf_linear", "st_embed_lr", "lgbm", "st_embed_lgbm", "transformer_ft"),
     "image": ("img_embed_lgbm", "fusion", "cnn"),
 }
+TUNE_BY = 0.55  # if nothing is tuned when this share of the solve time is left, tune before anything else
 MAX_TRIALS = 60  # tuning rounds on one family stop once it has this many trials
 MAX_SEEDS = 6
 MANY_CLASSES = 20
@@ -54,7 +55,11 @@ class ExpertSolver:
 
     def propose(self, state: SolveState) -> list[Proposal]:
         tried = {r.name for r in state.done} | {r.name for r in state.failed}
-        for step in (self._baselines, self._recipes, self._tune, self._diversity, self._more):
+        steps = [self._baselines, self._recipes, self._tune, self._diversity, self._more]
+        tuned_any = any(r.note.startswith("hpo") for r in state.done + state.failed)
+        if not tuned_any and state.time_left < TUNE_BY * state.time_total:
+            steps = [self._tune, self._recipes, self._baselines, self._diversity, self._more]  # tune in time
+        for step in steps:
             for p in step(state):
                 if _tuned(state, p) if p.kind == "tune" else _name(p) in tried:
                     continue
@@ -100,17 +105,21 @@ class ExpertSolver:
 
     # ------------------------------------------------------------------ phases
     def _baselines(self, state: SolveState) -> list[Proposal]:
+        # Round-robin over the input modalities, so one slow modality cannot eat the budget of the others;
+        # a substantial table goes first (pre-computed features are often the strongest signal).
+        modalities = [m for m in ("text", "image", "tabular") if m in state.modalities]
+        if state.n_columns.get("tabular", 0) >= 5:
+            modalities = ["tabular"] + [m for m in modalities if m != "tabular"]
+        lists = []
+        for modality in modalities:
+            first = BASELINES[modality]
+            many = state.task_kind == "multiclass" and state.n_outputs > MANY_CLASSES
+            if modality == "tabular" and many:
+                first = MANY_CLASS_TABULAR  # a tree per class and round: GBDTs are slow and weak here
+            lists.append([m for m in first if m in state.models and self._fits_size(state, m)])
         order: list[str] = []
-        for modality in ("text", "image", "tabular"):
-            if modality in state.modalities:
-                first = BASELINES[modality]
-                if (
-                    modality == "tabular"
-                    and state.task_kind == "multiclass"
-                    and state.n_outputs > MANY_CLASSES
-                ):
-                    first = MANY_CLASS_TABULAR  # a tree per class and round: GBDTs are slow and weak here
-                order += [m for m in first if m not in order]
+        for i in range(max((len(x) for x in lists), default=0)):
+            order += [x[i] for x in lists if i < len(x) and x[i] not in order]
         out = []
         for model in order:
             if model not in state.models or not self._fits_size(state, model):
