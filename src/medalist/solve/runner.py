@@ -169,17 +169,19 @@ def _fit_folds(
     if callable(warm):  # once, before the folds: e.g. sentence embeddings of every text, cached on disk
         X_all, _, X_te = features.split(np.arange(data.n_train), np.array([], dtype=int))
         warm(pd.concat([X_all, X_te], ignore_index=True), params)
+    t_folds = time.monotonic()  # the pace of the folds is measured from here, without the one-off warm-up
     jobs = min(fold_jobs(), len(splits))
     if jobs > 1:
         params = {**params, "n_threads": 1} if "n_threads" in params else params
     done = 0
     for start in range(0, len(splits), jobs):
         elapsed = time.monotonic() - t0
+        per_fold = (time.monotonic() - t_folds) / done if done else 0.0
         # Stop before a wave of folds that would, at the pace so far, end past the limit.
-        if time_limit is not None and done > 0 and elapsed * (done + jobs) / done > time_limit:
+        if time_limit is not None and done > 0 and elapsed + per_fold * jobs > time_limit:
             raise TimeLimitError(
                 f"time limit: stopped after fold {done}/{len(splits)} ({elapsed:.1f}s so far, "
-                f"{time_limit:g}s allowed, about {elapsed / done:.1f}s per fold)"
+                f"{time_limit:g}s allowed, about {per_fold:.1f}s per fold)"
             )
         wave = splits[start : start + jobs]
         inputs = []

@@ -100,6 +100,7 @@ class SentenceEncoder:
         self.model_id = f"{self.model_dir.name}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
         self.cache_dir = (cache_dir or _cache_root()) / self.model_id
         self._model: Any = None
+        self.threads: int | None = None  # torch threads for encoding (None: the families' default)
         self._mem: dict[bytes, np.ndarray] = {}
         self._disk_read = False
 
@@ -156,7 +157,7 @@ class SentenceEncoder:
             model = self._load()
             import torch
 
-            torch.set_num_threads(torch_threads())
+            torch.set_num_threads(self.threads or torch_threads())
             emb = model.encode(
                 list(todo.values()),
                 batch_size=self.batch_size,
@@ -222,7 +223,12 @@ class _EmbedFamily(Family):
         serves every fold's worker)."""
         cols = text_columns(X)
         if cols:
-            embed_columns(self.encoder(params), X, cols)
+            enc = self.encoder(params)
+            enc.threads = max(1, min(2, os.cpu_count() or 1))  # nothing else runs during the warm-up
+            try:
+                embed_columns(enc, X, cols)
+            finally:
+                enc.threads = None
 
     def encoder(self, params: dict[str, Any]) -> SentenceEncoder:
         seq, batch = int(params.get("max_seq_length", 128)), int(params.get("embed_batch_size", 64))
