@@ -5,6 +5,7 @@ then plain LightGBM with library-default parameters (100 rounds, learning rate 0
 setup and folds; both graded against private/answers.csv and placed on leaderboard.csv.
 
     python bench/run.py ../shared/competitions --time-budget 300 --workdir /tmp/bench [--only a,b] [--json out.json]
+    python bench/run.py ../shared/competitions --time-budget 300 --table a.json b.json  # reprint, merged
 """
 
 from __future__ import annotations
@@ -109,51 +110,9 @@ def fmt(x, digits=5):
     return "-" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("suite", type=Path)
-    ap.add_argument("--time-budget", type=float, default=300.0)
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/medalist-bench"))
-    ap.add_argument("--only", default="")
-    ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--extra", default="", help="extra flags for `medalist run`, space separated")
-    args = ap.parse_args()
-    slugs = sorted(p.name for p in args.suite.iterdir() if (p / "public").is_dir())
-    if args.only:
-        wanted = args.only.split(",")
-        slugs = [s for s in slugs if s in wanted]
-    console = Console()
-    rows = []
-    for slug in slugs:
-        comp = args.suite / slug
-        console.print(f"[bold]{slug}[/] …")
-        m = run_medalist(comp, args.workdir, args.time_budget, args.extra.split())
-        ws = m.pop("workspace")
-        grade = grade_submission(ws.submission_csv, comp) if ws.submission_csv.exists() else None
-        try:
-            base_path, base_cv, base_s = run_plain_lgbm(ws)
-            base_grade = grade_submission(base_path, comp) if base_path else None
-        except Exception as e:  # the baseline is a reference; report, don't stop the bench
-            console.print(f"  baseline failed: {e}")
-            base_grade, base_cv, base_s = None, None, 0.0
-        row = {
-            "competition": slug,
-            **m,
-            "grade": grade.to_dict() if grade else None,
-            "baseline": {
-                "cv": base_cv,
-                "seconds": base_s,
-                "grade": base_grade.to_dict() if base_grade else None,
-            },
-        }
-        rows.append(row)
-        console.print(
-            f"  score {fmt(grade.score if grade else None)} pct {fmt(grade.percentile if grade else None, 1)}"
-            f" | plain lgbm {fmt(base_grade.score if base_grade else None)}  ({m['seconds']:.0f}s)"
-        )
-        if args.json:
-            args.json.write_text(json.dumps(rows, indent=2, default=str))
-    table = Table(title=f"medalist run --time-budget {args.time_budget:g} vs plain 5-fold LightGBM")
+def print_table(console: Console, rows: list[dict], budget: float) -> None:
+    """The benchmark table and its summary line (above median, medals, within budget + 10%)."""
+    table = Table(title=f"medalist run --time-budget {budget:g} vs plain 5-fold LightGBM")
     for c in (
         "competition",
         "metric",
@@ -189,11 +148,69 @@ def main() -> None:
     graded = [r["grade"] for r in rows if r["grade"] and r["grade"].get("percentile") is not None]
     above = sum(1 for g in graded if g.get("above_median"))
     medals = sum(1 for g in graded if g.get("any_medal"))
-    within = sum(1 for r in rows if r["seconds"] <= args.time_budget * 1.1)
+    within = sum(1 for r in rows if r["seconds"] <= budget * 1.1)
     console.print(
         f"above median {above}/{len(graded)}; medals {medals}/{len(graded)}; "
         f"within budget+10% {within}/{len(rows)}"
     )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("suite", type=Path)
+    ap.add_argument("--time-budget", type=float, default=300.0)
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/medalist-bench"))
+    ap.add_argument("--only", default="")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--extra", default="", help="extra flags for `medalist run`, space separated")
+    ap.add_argument(
+        "--table",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print the table of saved JSON reports (later wins)",
+    )
+    args = ap.parse_args()
+    console = Console(width=max(Console().width, 140))
+    if args.table:
+        merged = {r["competition"]: r for path in args.table for r in json.loads(path.read_text())}
+        print_table(console, [merged[k] for k in sorted(merged)], args.time_budget)
+        return
+    slugs = sorted(p.name for p in args.suite.iterdir() if (p / "public").is_dir())
+    if args.only:
+        wanted = args.only.split(",")
+        slugs = [s for s in slugs if s in wanted]
+    rows = []
+    for slug in slugs:
+        comp = args.suite / slug
+        console.print(f"[bold]{slug}[/] …")
+        m = run_medalist(comp, args.workdir, args.time_budget, args.extra.split())
+        ws = m.pop("workspace")
+        grade = grade_submission(ws.submission_csv, comp) if ws.submission_csv.exists() else None
+        try:
+            base_path, base_cv, base_s = run_plain_lgbm(ws)
+            base_grade = grade_submission(base_path, comp) if base_path else None
+        except Exception as e:  # the baseline is a reference; report, don't stop the bench
+            console.print(f"  baseline failed: {e}")
+            base_grade, base_cv, base_s = None, None, 0.0
+        row = {
+            "competition": slug,
+            **m,
+            "grade": grade.to_dict() if grade else None,
+            "baseline": {
+                "cv": base_cv,
+                "seconds": base_s,
+                "grade": base_grade.to_dict() if base_grade else None,
+            },
+        }
+        rows.append(row)
+        console.print(
+            f"  score {fmt(grade.score if grade else None)} pct {fmt(grade.percentile if grade else None, 1)}"
+            f" | plain lgbm {fmt(base_grade.score if base_grade else None)}  ({m['seconds']:.0f}s)"
+        )
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2, default=str))
+    print_table(console, rows, args.time_budget)
 
 
 if __name__ == "__main__":

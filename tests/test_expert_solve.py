@@ -57,7 +57,9 @@ def test_baselines_first_cheap_and_strong_first():
     # a substantial table goes first, then the modalities take turns
     text.n_columns = {"text": 1, "tabular": 40}
     assert solver.propose(text)[0].model == "lgbm"
-    assert solver.propose(_state([_rec("lgbm", 0.8)], modalities=("text", "tabular")))[0].model == "tfidf_linear"
+    assert (
+        solver.propose(_state([_rec("lgbm", 0.8)], modalities=("text", "tabular")))[0].model == "tfidf_linear"
+    )
 
 
 def test_skips_what_does_not_fit_the_time_left():

@@ -30,9 +30,20 @@ def _done_rows(ledger: Path) -> list[tuple[str, str]]:
 
 def _run(comp: Path, workdir: Path, budget: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "medalist.cli", "run", str(comp / "public"), "--workdir", str(workdir),
-         "--time-budget", str(budget)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "medalist.cli",
+            "run",
+            str(comp / "public"),
+            "--workdir",
+            str(workdir),
+            "--time-budget",
+            str(budget),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
 
 

@@ -18,8 +18,11 @@ from medalist.setup.profile import (
     IMAGE_EXTENSIONS,
     is_integer_valued,
     is_structured_id,
+    label_dtype,
     parse_datetime,
+    plain_value,
     profile_column,
+    sorted_classes,
     uniqueness,
 )
 from medalist.setup.spec import _key
@@ -275,7 +278,7 @@ class ExpertPolicy:
                 return [col], {
                     "column": col,
                     "prefix": prefix,
-                    "classes": {t: _plain(v) for t, v in mapping.items()},
+                    "classes": {t: plain_value(v) for t, v in mapping.items()},
                 }
         missing = [t for t in targets if t not in train.columns]
         raise CheckError(
@@ -437,7 +440,7 @@ class ExpertPolicy:
             return {"kind": "multiclass", "output": "proba", "columns": cols, "classes": list(cols)}
         if task in ("binary", "multiclass"):
             values = y.iloc[:, 0]
-            classes = sorted(pd.unique(values.dropna()).tolist(), key=_sort_key)
+            classes = sorted_classes(values)
             if task == "binary":
                 pos = next((c for c in classes if _key(c) in _POSITIVE), classes[-1])
                 classes = [c for c in classes if c is not pos and _key(c) != _key(pos)] + [pos]
@@ -449,8 +452,8 @@ class ExpertPolicy:
                 "kind": task,
                 "output": output,
                 "columns": cols,
-                "classes": [_plain(c) for c in classes],
-                "label_dtype": _dtype_name(values),
+                "classes": [plain_value(c) for c in classes],
+                "label_dtype": label_dtype(values),
             }
         if task == "ordinal":
             classes = sorted({float(v) for v in y.iloc[:, 0].dropna()})
@@ -514,30 +517,6 @@ def _common_prefix(targets: list[str], names: dict[str, Any]) -> str | None:
         rest = [t[len(prefix) :] for t in targets if t.startswith(prefix)]
         if len(rest) == len(targets) and set(rest) == set(names):
             return prefix
-    return None
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def _sort_key(v: Any) -> tuple[int, Any]:
-    if isinstance(v, (bool, np.bool_)):
-        return (0, int(v))
-    if isinstance(v, (int, float, np.integer, np.floating)):
-        return (0, float(v))
-    return (1, str(v))
-
-
-def _dtype_name(values: pd.Series) -> str | None:
-    if pd.api.types.is_bool_dtype(values):
-        return "bool"
-    if pd.api.types.is_integer_dtype(values):
-        return "int"
-    if pd.api.types.is_float_dtype(values) and is_integer_valued(values.dropna().to_numpy()):
-        return "int"
     return None
 
 

@@ -19,7 +19,13 @@ from medalist.errors import CheckError
 from medalist.metrics import METRICS, get_metric
 from medalist.policy.llm_facts import compact_names, match_name
 from medalist.setup.formatter import FORMATTERS
-from medalist.setup.profile import is_integer_valued, profile_column
+from medalist.setup.profile import (
+    is_integer_valued,
+    label_dtype,
+    plain_value,
+    profile_column,
+    sorted_classes,
+)
 from medalist.setup.spec import TASK_TYPES, _key
 
 if TYPE_CHECKING:
@@ -408,7 +414,7 @@ def derive_transform(
         return {"kind": "multiclass", "output": "proba", "columns": cols, "classes": list(cols)}, derived
     if task in ("binary", "multiclass"):
         values = y.iloc[:, 0]
-        classes = sorted(pd.unique(values.dropna()).tolist(), key=_sort_key)
+        classes = sorted_classes(values)
         if output == "value":
             raise CheckError(
                 f'a {task} task predicts labels or probabilities: output must be "label" or "proba"'
@@ -429,8 +435,8 @@ def derive_transform(
             "kind": task,
             "output": output,
             "columns": cols,
-            "classes": [_plain(c) for c in classes],
-            "label_dtype": _dtype_name(values),
+            "classes": [plain_value(c) for c in classes],
+            "label_dtype": label_dtype(values),
         }, derived
     if task == "ordinal":
         classes = sorted({float(v) for v in y.iloc[:, 0].dropna()})
@@ -470,28 +476,6 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "yes", "1", "log", "log1p")
     return bool(value)
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _sort_key(v: Any) -> tuple[int, Any]:
-    if isinstance(v, (bool, np.bool_)):
-        return (0, int(v))
-    if isinstance(v, (int, float, np.integer, np.floating)):
-        return (0, float(v))
-    return (1, str(v))
-
-
-def _dtype_name(values: pd.Series) -> str | None:
-    if pd.api.types.is_bool_dtype(values):
-        return "bool"
-    if pd.api.types.is_integer_dtype(values):
-        return "int"
-    if pd.api.types.is_float_dtype(values) and is_integer_valued(values.dropna().to_numpy()):
-        return "int"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------- metric, formatter

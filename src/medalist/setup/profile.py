@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,3 +121,32 @@ def is_structured_id(series: pd.Series) -> bool:
             first = vals.str.split(d, n=1, regex=False).str[0]
             return bool(first.nunique() < 0.9 * len(vals))
     return False
+
+
+def plain_value(v: Any) -> Any:
+    """A numpy scalar as the Python value it holds (JSON-friendly); anything else unchanged."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def sorted_classes(values: pd.Series) -> list[Any]:
+    """The distinct non-missing labels of a target column: numbers in order first, then the rest as text."""
+
+    def key(v: Any) -> tuple[int, Any]:
+        if isinstance(v, (bool, np.bool_)):
+            return (0, int(v))
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            return (0, float(v))
+        return (1, str(v))
+
+    return sorted(pd.unique(values.dropna()).tolist(), key=key)
+
+
+def label_dtype(values: pd.Series) -> str | None:
+    """'bool' or 'int' when the labels must be written back in that type, else None."""
+    if pd.api.types.is_bool_dtype(values):
+        return "bool"
+    if pd.api.types.is_integer_dtype(values):
+        return "int"
+    if pd.api.types.is_float_dtype(values) and is_integer_valued(values.dropna().to_numpy()):
+        return "int"
+    return None
