@@ -52,3 +52,40 @@ def test_run_with_an_llm_endpoint_records_fallbacks_and_model_proposals(competit
     ]
     assert len(calls) == requests and result.prompt_tokens == sum(c["prompt_tokens"] for c in calls)
     assert grade_submission(result.submission, competitions / "titanic").valid_submission
+
+
+def test_token_budget_stops_the_model_cleanly_and_the_run_still_submits(competitions, tmp_path, monkeypatch):
+    """`medalist run --max-llm-tokens`: once the budget is spent no request is sent; the expert finishes."""
+    from typer.testing import CliRunner
+
+    from medalist.cli import app
+
+    monkeypatch.setenv("MEDALIST_LLM_CACHE", "0")
+    budget = 500  # two scripted setup answers (205 tokens each) fit, the third would not be sent
+    with ScriptedChatServer(_answer) as server:
+        res = CliRunner().invoke(
+            app,
+            [
+                "run",
+                str(competitions / "titanic" / "public"),
+                "--workdir",
+                str(tmp_path),
+                "--time-budget",
+                "60",
+                "--llm",
+                server.base_url,
+                "--llm-model",
+                "scripted",
+                "--max-llm-tokens",
+                str(budget),
+            ],
+        )
+        requests = server.request_count
+    assert res.exit_code == 0, res.output
+    ws = tmp_path / "titanic"
+    calls = [json.loads(line) for line in (ws / "logs" / "llm_calls.jsonl").read_text().splitlines()]
+    spent_before_last = sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls[:-1])
+    assert len(calls) == requests == 3 and spent_before_last < budget
+    stages = [json.loads(line) for line in (ws / "logs" / "stages.jsonl").read_text().splitlines()]
+    assert any("budget" in (r.get("fallback") or "") + (r.get("error") or "") for r in stages)
+    assert grade_submission(ws / "submission.csv", competitions / "titanic").valid_submission

@@ -29,10 +29,21 @@ WorkdirOpt = Annotated[
     Path, typer.Option("--workdir", "-w", help="Where workspaces live (<workdir>/<slug>/).")
 ]
 LlmOpt = Annotated[str, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL.")]
+MaxTokensOpt = Annotated[
+    int | None, typer.Option("--max-llm-tokens", help="Stop asking the LLM after this many tokens.")
+]
+MaxCostOpt = Annotated[
+    float | None, typer.Option("--max-cost", help="Stop asking the LLM after this many dollars.")
+]
+
+
+def _limits(max_llm_tokens: int | None, max_cost: float | None) -> dict[str, float]:
+    limits = {"max_llm_tokens": max_llm_tokens, "max_cost": max_cost}
+    return {k: v for k, v in limits.items() if v is not None}
 
 
 @contextmanager
-def _policies(llm: str, llm_model: str | None, workdir: Path):
+def _policies(llm: str, llm_model: str | None, workdir: Path, limits: dict[str, float]):
     """(policy, fallback) for --llm; a local model's server runs while the block does."""
     from medalist.policy.expert import ExpertPolicy
 
@@ -41,7 +52,7 @@ def _policies(llm: str, llm_model: str | None, workdir: Path):
         return
     from medalist.policy.llm import make_llm_policy
 
-    with make_llm_policy(llm, llm_model=llm_model, workdir=workdir) as policy:
+    with make_llm_policy(llm, llm_model=llm_model, workdir=workdir, **limits) as policy:
         yield policy, ExpertPolicy()
 
 
@@ -54,13 +65,18 @@ def setup(
         str | None,
         typer.Option(help="--llm local: a GGUF file or packaged model; --llm URL: the model name."),
     ] = None,
+    max_llm_tokens: MaxTokensOpt = None,
+    max_cost: MaxCostOpt = None,
 ) -> None:
     """Phase I: set the competition up (task.json + maps) through the checked stage machine."""
     from medalist.intake import open_competition
     from medalist.setup import run_setup
 
     comp = open_competition(competition)
-    with _policies(llm, llm_model, workdir) as (policy, fallback), console.status("setting up…"):
+    with (
+        _policies(llm, llm_model, workdir, _limits(max_llm_tokens, max_cost)) as (policy, fallback),
+        console.status("setting up…"),
+    ):
         spec, ws, records = run_setup(comp, workdir, policy=policy, fallback=fallback)
     table = Table(title=f"{spec.slug}: setup passed every check", show_header=False)
     table.add_row("task", f"{spec.task_type}  ({spec.transform.output} output)")
@@ -103,6 +119,8 @@ def run(
         str, typer.Option(help="auto (HEBO where it runs, else Optuna TPE) | optuna | hebo")
     ] = "auto",
     skip_models: Annotated[str, typer.Option(help="Model families not to use, comma separated.")] = "",
+    max_llm_tokens: MaxTokensOpt = None,
+    max_cost: MaxCostOpt = None,
 ) -> None:
     """Setup + solve + ensemble + submit within a time budget; writes <workdir>/<slug>/submission.csv."""
     from medalist.intake import open_competition
@@ -123,6 +141,8 @@ def run(
             tune_engine=tune_engine,
             llm_model=llm_model,
             skip_models=tuple(m for m in skip_models.split(",") if m),
+            max_llm_tokens=max_llm_tokens,
+            max_cost=max_cost,
         )
     _print_closing_table(result)
 

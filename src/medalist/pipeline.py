@@ -71,6 +71,13 @@ class RunOptions:
     setup_only: bool = False
     tune_engine: str = "auto"
     skip_models: tuple[str, ...] = ()
+    max_llm_tokens: int | None = None
+    max_cost: float | None = None
+
+    def llm_limits(self) -> dict[str, float]:
+        """The LLM budgets that were given (LLMConfig overrides)."""
+        limits = {"max_llm_tokens": self.max_llm_tokens, "max_cost": self.max_cost}
+        return {k: v for k, v in limits.items() if v is not None}
 
 
 def run_competition(
@@ -85,11 +92,23 @@ def run_competition(
     tune_engine: str = "auto",
     llm_model: str | None = None,
     skip_models: tuple[str, ...] = (),
+    max_llm_tokens: int | None = None,
+    max_cost: float | None = None,
 ) -> RunResult:
     """Run medalist on one competition folder. Errors end up in ``RunResult.error`` unless ``raise_errors``."""
     from medalist.intake import open_competition
 
-    opts = RunOptions(time_budget, llm, llm_model, seed, setup_only, tune_engine, tuple(skip_models))
+    opts = RunOptions(
+        time_budget,
+        llm,
+        llm_model,
+        seed,
+        setup_only,
+        tune_engine,
+        tuple(skip_models),
+        max_llm_tokens,
+        max_cost,
+    )
     t0 = time.monotonic()
     emit = on_event or (lambda kind, info: None)
     comp = open_competition(competition_dir) if raise_errors else None
@@ -120,7 +139,9 @@ def _run(comp, ws: Workspace, result: RunResult, t0: float, opts: RunOptions, em
 
             emit("stage", {"name": "llm"})
             llm_policy = stack.enter_context(
-                make_llm_policy(opts.llm, llm_model=opts.llm_model, workdir=ws.root.parent)
+                make_llm_policy(
+                    opts.llm, llm_model=opts.llm_model, workdir=ws.root.parent, **opts.llm_limits()
+                )
             )
         if not setup_is_done(ws):
             emit("stage", {"name": "setup"})

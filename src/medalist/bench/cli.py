@@ -88,6 +88,10 @@ def bench(
         bool, typer.Option("--setup-only", help="Run Phase I only; report Pass@k.")
     ] = False,
     report: Annotated[Path | None, typer.Option("--report", help="JSON report path.")] = None,
+    max_llm_tokens: Annotated[
+        int | None, typer.Option("--max-llm-tokens", help="LLM token budget per run.")
+    ] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="LLM dollar budget per run.")] = None,
 ) -> None:
     """Run medalist on every competition of a suite, grade each run, and print one table."""
     from medalist.bench.suite import format_table, run_suite, summary_lines
@@ -120,6 +124,9 @@ def bench(
             setup_only=setup_only,
             report_path=report,
             progress=progress,
+            llm_limits={
+                k: v for k, v in (("max_llm_tokens", max_llm_tokens), ("max_cost", max_cost)) if v is not None
+            },
         )
     except MedalistError as exc:
         _fail(str(exc))

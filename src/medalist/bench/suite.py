@@ -131,6 +131,7 @@ def run_suite(
     setup_only: bool = False,
     report_path: str | Path | None = None,
     progress: Callable[[SuiteRow], None] | None = None,
+    llm_limits: dict[str, float] | None = None,
 ) -> SuiteReport:
     """Run, grade and summarise every competition of ``suite_dir`` (or those named in ``only``).
 
@@ -155,7 +156,15 @@ def run_suite(
     for slug, comp_dir in comps.items():
         for seed in range(seeds):
             row = _run_one(
-                slug, comp_dir, work / slug / f"seed{seed}", time_budget, llm, seed, setup_only, loaded
+                slug,
+                comp_dir,
+                work / slug / f"seed{seed}",
+                time_budget,
+                llm,
+                seed,
+                setup_only,
+                loaded,
+                llm_limits or {},
             )
             report.rows.append(row)
             if progress is not None:
@@ -183,12 +192,19 @@ def _run_one(
     seed: int,
     setup_only: bool,
     loaded: dict[str, Competition | None],
+    llm_limits: dict[str, float],
 ) -> SuiteRow:
     start = time.monotonic()
     row = SuiteRow(competition=slug, seed=seed, modality=modality_of(comp_dir))
     try:
         result = pipeline.run_competition(
-            public_dir(comp_dir), run_dir, time_budget=time_budget, llm=llm, seed=seed, setup_only=setup_only
+            public_dir(comp_dir),
+            run_dir,
+            time_budget=time_budget,
+            llm=llm,
+            seed=seed,
+            setup_only=setup_only,
+            **llm_limits,  # type: ignore[arg-type]
         )
     except Exception as exc:  # one broken competition must not stop the suite
         row.error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
