@@ -161,3 +161,11 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, pd.Timestamp):
         return obj.isoformat()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def user_cache_dir() -> Path:
+    """$MEDALIST_CACHE_DIR, else $XDG_CACHE_HOME/medalist, else ~/.cache/medalist."""
+    if os.environ.get("MEDALIST_CACHE_DIR"):
+        return Path(os.environ["MEDALIST_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "medalist"

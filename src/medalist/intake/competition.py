@@ -13,6 +13,7 @@ import pandas as pd
 
 from medalist.errors import InputError
 from medalist.intake.describe import find_description, read_description
+from medalist.intake.kaggle import fetch_competition, kaggle_slug
 from medalist.intake.scan import (
     DOC_EXTS,
     IMAGE_EXTS,
@@ -292,8 +293,13 @@ def _is_doc(rel: str, description_file: str | None) -> bool:
 
 
 def open_competition(path: str | Path) -> Competition:
-    """Read a competition folder's layout and description; InputError when it is not a usable folder."""
+    """Read a competition folder's layout and description; InputError when it is not a usable folder.
+
+    A bare Kaggle slug that is not a local folder (``titanic``, ``kaggle:titanic``) is fetched once with
+    the official Kaggle API when credentials exist (see ``medalist.intake.kaggle``)."""
     given = Path(path).expanduser()
+    if not given.exists() and (slug := kaggle_slug(str(path))) is not None:
+        given = fetch_competition(slug)  # a bare slug: the competition's files from Kaggle, cached
     if not given.exists():
         raise InputError(
             f"competition folder {given} does not exist; pass the folder that holds the competition's files "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from medalist.errors import InputError
+from medalist.workspace import user_cache_dir
 
 # USD per 1M tokens (prompt, completion), as the providers published them when this table was written.
 # Prices change: override or extend with MEDALIST_LLM_PRICES (JSON text or a path to a JSON file),
@@ -154,14 +155,6 @@ def parse_prices(text: str) -> dict[str, tuple[float, float]]:
             f"tokens) or a path to such a file: {exc}"
         ) from exc
     return table
-
-
-def user_cache_dir() -> Path:
-    """$MEDALIST_CACHE_DIR, else $XDG_CACHE_HOME/medalist, else ~/.cache/medalist."""
-    if os.environ.get("MEDALIST_CACHE_DIR"):
-        return Path(os.environ["MEDALIST_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "medalist"
 
 
 def _parse(var: str, text: str, kind: type) -> Any:

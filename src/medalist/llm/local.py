@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from medalist.errors import InputError, MedalistError
-from medalist.llm.config import user_cache_dir
+from medalist.workspace import user_cache_dir
 
 XLLAMACPP_PIN = "xllamacpp==2026.10.11549"
 

@@ -68,7 +68,7 @@ def go_offline() -> None:
 
 
 def _cache_root() -> Path:
-    from medalist.llm.config import user_cache_dir
+    from medalist.workspace import user_cache_dir
 
     return user_cache_dir() / "embeddings"
 
