@@ -8,6 +8,7 @@ ensemble sees real, imperfect, correlated OOF predictions.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from medalist.ensemble import (
 )
 from medalist.ensemble.core import validated_rows
 from medalist.ensemble.distill import distill_ensemble
+from medalist.errors import CheckError
 from medalist.metrics import get_metric
 from medalist.setup.data import TaskData
 from medalist.setup.spec import TargetTransform, TaskSpec
@@ -553,6 +555,16 @@ def test_distillation_student_imitates_its_teacher(concrete: Case) -> None:
     assert student.cv_score < 0.8 * y_sd  # far better than predicting the mean
 
 
+def test_distillation_stops_at_its_deadline(concrete: Case) -> None:
+    """A student never runs on past the time left: no fold starts after the deadline."""
+    sc = concrete.scorer
+    teacher = hill_climb_ensemble(concrete.oofs, concrete.tests, concrete.folds, sc)
+    with pytest.raises(CheckError, match="time budget"):
+        distill_ensemble(
+            concrete.data, concrete.folds, sc, teacher.oof, teacher.test, deadline=time.monotonic() - 1.0
+        )
+
+
 def test_distilled_oof_score_is_optimistic_so_it_is_not_a_cv_score(spaceship_shuffled: Case) -> None:
     """Why the ledger gives a student no cv_score: on a permuted target, where every honest score is
     0.5, the student's OOF AUC is far above chance (its soft targets came from models that saw each fold)."""
@@ -627,3 +639,23 @@ def test_build_ensembles_records_each_ensemble_once(tmp_path: Path, spaceship: C
     assert len(ledger.records(None)) == n_rows
     # with fewer usable members than asked for, nothing is built
     assert build_ensembles(ws, case.data, case.folds, ledger, time_budget=60.0, min_models=10) == []
+
+
+def test_many_outputs_skip_the_per_output_boosters(tmp_path: Path, spaceship: Case, monkeypatch) -> None:
+    """Above MANY_OUTPUTS outputs the boosted stackers and the student (a booster per output) are skipped
+    and the log says why; hill climbing and the linear stacker still run."""
+    import medalist.ensemble.build as build
+
+    monkeypatch.setattr(build, "MANY_OUTPUTS", 0)  # spaceship's one output now counts as "many"
+    case = _with_metric(spaceship, "accuracy", "label")
+    ws, ledger = _ledger_with_bases(tmp_path, case)
+    recs = build_ensembles(ws, case.data, case.folds, ledger, time_budget=120.0)
+    assert {r.model for r in recs} == {"ens_hill", "ens_ridge"}
+    skipped = {
+        e["name"].rsplit("_", 1)[0]: e["why"]
+        for e in read_jsonl(ws.logs / "ensemble.jsonl")
+        if e["event"] == "skip"
+    }
+    assert (
+        set(skipped) == {"ens_lgbm", "ens_multi", "distill_lgbm"} and "per output" in skipped["distill_lgbm"]
+    )

@@ -302,6 +302,10 @@ def _distill_best(
     name = f"{DISTILL_METHOD}_{version}"
     if ledger.is_done(name):
         return ledger.get(name)
+    if scorer.n_outputs > MANY_OUTPUTS:
+        why = f"{scorer.n_outputs} outputs: a student regressor per output and fold"
+        ws.log_event("ensemble", {"event": "skip", "name": name, "why": why})
+        return None
     member_seconds = sorted(m.seconds for m in members if m.seconds > 0)
     estimate = member_seconds[len(member_seconds) // 2] if member_seconds else 0.0
     if time.monotonic() + estimate > deadline:
@@ -330,7 +334,7 @@ def _distill_best(
         ws,
         ledger,
         rec,
-        lambda: distill_ensemble(data, folds, scorer, t_oof, t_test, seed=seed),
+        lambda: distill_ensemble(data, folds, scorer, t_oof, t_test, seed=seed, deadline=deadline),
         folds,
         scorer,
         names,

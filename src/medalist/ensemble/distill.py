@@ -16,6 +16,7 @@ fold, which the ledger does not hold; so the ledger records a student without a 
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -117,11 +118,13 @@ def distill(
     use_test: bool = True,
     fit_predict: DistillFn | None = None,
     seed: int = 0,
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Train a student on an ensemble's OOF / test predictions with the saved folds.
 
     Returns the student's model-space OOF (n_train, k) and test predictions (n_test, k). Rows whose fold
-    is -1 are not fitted on; they get the fold students' mean prediction."""
+    is -1 are not fitted on; they get the fold students' mean prediction. Past ``deadline``
+    (``time.monotonic()``) no further fold starts: CheckError."""
     fit_predict = fit_predict or lgbm_soft_regressor()
     folds = np.asarray(folds)
     z_oof, z_test = to_soft(soft_oof, kind), to_soft(soft_test, kind)
@@ -131,7 +134,9 @@ def distill(
     extra = np.zeros((len(unvalidated), k))
     test = np.zeros((len(z_test), k))
     splits = ensemble_splits(folds)
-    for _, fit_rows, pred_rows in splits:
+    for i, (_, fit_rows, pred_rows) in enumerate(splits):
+        if deadline is not None and time.monotonic() > deadline:
+            raise CheckError(f"time budget: the student stopped after fold {i}/{len(splits)}")
         x_fit, x_valid, x_test = (
             _model_inputs(x) for x in features.split(fit_rows, np.concatenate([pred_rows, unvalidated]))
         )
@@ -161,6 +166,7 @@ def distill_ensemble(
     use_test: bool = True,
     fit_predict: DistillFn | None = None,
     seed: int = 0,
+    deadline: float | None = None,
 ) -> EnsembleResult:
     """Distil an ensemble into one model on the task's tabular features (recipe ``recipe``)."""
     from medalist.solve.features import prepare_features
@@ -169,7 +175,15 @@ def distill_ensemble(
         raise CheckError("distillation needs a tabular input map; this task has none")
     features = prepare_features(data, recipe, ("tabular",), seed)
     oof, test = distill(
-        features, ens_oof, ens_test, folds, scorer.kind, use_test=use_test, fit_predict=fit_predict, seed=seed
+        features,
+        ens_oof,
+        ens_test,
+        folds,
+        scorer.kind,
+        use_test=use_test,
+        fit_predict=fit_predict,
+        seed=seed,
+        deadline=deadline,
     )
     score, fold_scores = scorer.cv(oof, folds)
     return EnsembleResult(
