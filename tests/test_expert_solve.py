@@ -127,6 +127,26 @@ def test_many_classes_put_linear_models_before_gbdts():
     assert solver.propose(state)[0].model == "lgbm"
 
 
+def test_many_classes_leave_xgb_and_catboost_out():
+    """leaf-like, 99 classes: baselines and diversity use LightGBM as the only GBDT; time goes to the leader."""
+    solver = ExpertSolver()
+    done = [_rec(m, cv) for m, cv in [("linear", 0.12), ("mlp", 0.35), ("knn", 0.9), ("et", 0.7)]]
+    done += [_rec("lgbm", 0.71), _rec("rf", 0.8)]
+    seen = []
+    for _ in range(12):
+        state = _state(done, lower=True, time_left=250.0)
+        state.task_kind, state.n_outputs = "multiclass", 99
+        proposal = solver.propose(state)
+        if not proposal:
+            break
+        p = proposal[0]
+        seen.append(p.model)
+        note = "hpo hebo" if p.kind == "tune" else ""
+        done.append(_rec(p.model, 0.5, features=p.features, note=note))
+    assert seen and "xgb" not in seen and "catboost" not in seen
+    assert "linear" in seen  # the leader gets tuned
+
+
 def test_time_left_after_the_schedule_goes_to_more_tuning_then_more_seeds():
     solver = ExpertSolver()
     done = [_rec("lgbm", 0.80)]
