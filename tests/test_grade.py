@@ -363,7 +363,16 @@ def _fake_pipeline(fail_setup_seeds: set[int] = frozenset()):
     """Stands in for pipeline.run_competition: seed 0 submits the sample submission, seed 1 the answers
     (read from beside the public folder by this test, never by medalist), and writes stage records."""
 
-    def fake(competition_dir, workdir, time_budget=300.0, llm="none", seed=0, setup_only=False):
+    def fake(
+        competition_dir,
+        workdir,
+        time_budget=300.0,
+        llm="none",
+        seed=0,
+        setup_only=False,
+        max_llm_tokens=None,
+        max_cost=None,
+    ):
         public = Path(competition_dir)
         assert public.name == "public"
         comp = load_competition(public.parent)

@@ -37,13 +37,10 @@ MaxCostOpt = Annotated[
 ]
 
 
-def _limits(max_llm_tokens: int | None, max_cost: float | None) -> dict[str, float]:
-    limits = {"max_llm_tokens": max_llm_tokens, "max_cost": max_cost}
-    return {k: v for k, v in limits.items() if v is not None}
-
-
 @contextmanager
-def _policies(llm: str, llm_model: str | None, workdir: Path, limits: dict[str, float]):
+def _policies(
+    llm: str, llm_model: str | None, workdir: Path, max_llm_tokens: int | None, max_cost: float | None
+):
     """(policy, fallback) for --llm; a local model's server runs while the block does."""
     from medalist.policy.expert import ExpertPolicy
 
@@ -52,7 +49,9 @@ def _policies(llm: str, llm_model: str | None, workdir: Path, limits: dict[str, 
         return
     from medalist.policy.llm import make_llm_policy
 
-    with make_llm_policy(llm, llm_model=llm_model, workdir=workdir, **limits) as policy:
+    with make_llm_policy(
+        llm, llm_model=llm_model, workdir=workdir, max_llm_tokens=max_llm_tokens, max_cost=max_cost
+    ) as policy:
         yield policy, ExpertPolicy()
 
 
@@ -74,7 +73,7 @@ def setup(
 
     comp = open_competition(competition)
     with (
-        _policies(llm, llm_model, workdir, _limits(max_llm_tokens, max_cost)) as (policy, fallback),
+        _policies(llm, llm_model, workdir, max_llm_tokens, max_cost) as (policy, fallback),
         console.status("setting up…"),
     ):
         spec, ws, records = run_setup(comp, workdir, policy=policy, fallback=fallback)

@@ -74,11 +74,6 @@ class RunOptions:
     max_llm_tokens: int | None = None
     max_cost: float | None = None
 
-    def llm_limits(self) -> dict[str, float]:
-        """The LLM budgets that were given (LLMConfig overrides)."""
-        limits = {"max_llm_tokens": self.max_llm_tokens, "max_cost": self.max_cost}
-        return {k: v for k, v in limits.items() if v is not None}
-
 
 def run_competition(
     competition_dir: str | Path,
@@ -140,7 +135,11 @@ def _run(comp, ws: Workspace, result: RunResult, t0: float, opts: RunOptions, em
             emit("stage", {"name": "llm"})
             llm_policy = stack.enter_context(
                 make_llm_policy(
-                    opts.llm, llm_model=opts.llm_model, workdir=ws.root.parent, **opts.llm_limits()
+                    opts.llm,
+                    llm_model=opts.llm_model,
+                    workdir=ws.root.parent,
+                    max_llm_tokens=opts.max_llm_tokens,
+                    max_cost=opts.max_cost,
                 )
             )
         if not setup_is_done(ws):

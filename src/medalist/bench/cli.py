@@ -124,9 +124,8 @@ def bench(
             setup_only=setup_only,
             report_path=report,
             progress=progress,
-            llm_limits={
-                k: v for k, v in (("max_llm_tokens", max_llm_tokens), ("max_cost", max_cost)) if v is not None
-            },
+            max_llm_tokens=max_llm_tokens,
+            max_cost=max_cost,
         )
     except MedalistError as exc:
         _fail(str(exc))

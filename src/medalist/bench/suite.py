@@ -131,7 +131,8 @@ def run_suite(
     setup_only: bool = False,
     report_path: str | Path | None = None,
     progress: Callable[[SuiteRow], None] | None = None,
-    llm_limits: dict[str, float] | None = None,
+    max_llm_tokens: int | None = None,
+    max_cost: float | None = None,
 ) -> SuiteReport:
     """Run, grade and summarise every competition of ``suite_dir`` (or those named in ``only``).
 
@@ -164,7 +165,8 @@ def run_suite(
                 seed,
                 setup_only,
                 loaded,
-                llm_limits or {},
+                max_llm_tokens,
+                max_cost,
             )
             report.rows.append(row)
             if progress is not None:
@@ -192,7 +194,8 @@ def _run_one(
     seed: int,
     setup_only: bool,
     loaded: dict[str, Competition | None],
-    llm_limits: dict[str, float],
+    max_llm_tokens: int | None,
+    max_cost: float | None,
 ) -> SuiteRow:
     start = time.monotonic()
     row = SuiteRow(competition=slug, seed=seed, modality=modality_of(comp_dir))
@@ -204,7 +207,8 @@ def _run_one(
             llm=llm,
             seed=seed,
             setup_only=setup_only,
-            **llm_limits,  # type: ignore[arg-type]
+            max_llm_tokens=max_llm_tokens,
+            max_cost=max_cost,
         )
     except Exception as exc:  # one broken competition must not stop the suite
         row.error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"

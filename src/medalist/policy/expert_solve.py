@@ -4,7 +4,7 @@ run, then diversity (other GBDTs on the best recipe, more seeds). Deterministic 
 from __future__ import annotations
 
 from medalist.policy.base import Proposal, SolveState
-from medalist.solve.types import ExperimentSpec
+from medalist.solve.types import ExperimentRecord, ExperimentSpec
 
 GBDTS = ("lgbm", "catboost", "xgb")
 TABULAR_FAMILIES = ("lgbm", "catboost", "xgb", "linear", "et", "rf", "knn", "mlp")
@@ -58,7 +58,7 @@ class ExpertSolver:
     def propose(self, state: SolveState) -> list[Proposal]:
         tried = {r.name for r in state.done} | {r.name for r in state.failed}
         steps = [self._baselines, self._recipes, self._tune, self._diversity, self._more]
-        tuned_any = any(r.note.startswith("hpo") for r in state.done + state.failed)
+        tuned_any = any(_is_trial(r) for r in state.done + state.failed)
         if not tuned_any and state.time_left < TUNE_BY * state.time_total:
             steps = [self._tune, self._recipes, self._baselines, self._diversity, self._more]  # tune in time
         for step in steps:
@@ -75,9 +75,7 @@ class ExpertSolver:
         if best is None:
             return []
         out = []
-        trials = sum(
-            1 for r in state.done + state.failed if r.model == best.model and r.note.startswith("hpo")
-        )
+        trials = _trials(state, best.model)
         if trials < MAX_TRIALS and state.time_left >= 45:
             out.append(
                 Proposal(
@@ -90,20 +88,7 @@ class ExpertSolver:
                     round=trials,
                 )
             )
-        params = dict(best.params) if best.note.startswith("hpo") else {}
-        out += [
-            Proposal(
-                "spec",
-                model=best.model,
-                features=best.features,
-                params=params,
-                seed=s,
-                why="another seed of the best",
-                parent=best.name,
-            )
-            for s in range(self.seeds, MAX_SEEDS)
-        ]
-        return out
+        return out + _other_seeds(best, range(self.seeds, MAX_SEEDS))
 
     # ------------------------------------------------------------------ phases
     def _baselines(self, state: SolveState) -> list[Proposal]:
@@ -169,20 +154,7 @@ class ExpertSolver:
             for m in GBDTS
             if m != best.model and m in state.models and not self._many_classes(state)
         ]
-        params = dict(best.params) if best.note.startswith("hpo") else {}
-        out += [
-            Proposal(
-                "spec",
-                model=best.model,
-                features=best.features,
-                params=params,
-                seed=s,
-                why="another seed of the best",
-                parent=best.name,
-            )
-            for s in range(1, self.seeds)
-        ]
-        return out
+        return out + _other_seeds(best, range(1, self.seeds))
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -237,7 +209,32 @@ def _name(p: Proposal) -> str:
     return ExperimentSpec(p.model, dict(p.params), p.features, p.seed).name
 
 
+def _is_trial(rec: ExperimentRecord) -> bool:
+    return rec.note.startswith("hpo")
+
+
+def _trials(state: SolveState, model: str) -> int:
+    """Tuning trials of ``model`` so far (finished or failed)."""
+    return sum(1 for r in state.done + state.failed if r.model == model and _is_trial(r))
+
+
 def _tuned(state: SolveState, p: Proposal) -> bool:
     """Whether this tuning round already ran: a round is known by the trials before it."""
-    trials = sum(1 for r in state.done + state.failed if r.model == p.model and r.note.startswith("hpo"))
-    return trials > p.round
+    return _trials(state, p.model) > p.round
+
+
+def _other_seeds(best: ExperimentRecord, seeds: range) -> list[Proposal]:
+    """The best experiment again with other seeds (its tuned parameters when a trial found it)."""
+    params = dict(best.params) if _is_trial(best) else {}
+    return [
+        Proposal(
+            "spec",
+            model=best.model,
+            features=best.features,
+            params=params,
+            seed=s,
+            why="another seed of the best",
+            parent=best.name,
+        )
+        for s in seeds
+    ]

@@ -116,12 +116,13 @@ class SolveLoop:
             if not proposals:
                 self.on_event("solve_done", {"reason": "the policy has nothing more to try"})
                 return
+            rows = len(self.ledger.records(status=None))
             for p in proposals:
                 if self.time_left() <= 2:
                     break
-                rows = len(self.ledger.records(status=None))
                 self._run(p)
-                idle = 0 if len(self.ledger.records(status=None)) > rows else idle + 1
+                before, rows = rows, len(self.ledger.records(status=None))
+                idle = 0 if rows > before else idle + 1
             if idle >= 3:
                 self.on_event("solve_done", {"reason": "the policy's proposals added nothing to the ledger"})
                 return

@@ -100,7 +100,6 @@ class SentenceEncoder:
         self.model_id = f"{self.model_dir.name}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
         self.cache_dir = (cache_dir or _cache_root()) / self.model_id
         self._model: Any = None
-        self.threads: int | None = None  # torch threads for encoding (None: the families' default)
         self._mem: dict[bytes, np.ndarray] = {}
         self._disk_read = False
 
@@ -145,8 +144,9 @@ class SentenceEncoder:
         except OSError:
             pass  # the cache is an optimisation: a read-only disk only costs recomputation
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, dim) embeddings of ``texts`` (computed once per distinct text and model)."""
+    def encode(self, texts: Sequence[str], threads: int | None = None) -> np.ndarray:
+        """(n, dim) embeddings of ``texts`` (computed once per distinct text and model) with ``threads``
+        torch threads (None: the families' default)."""
         self._read_disk()
         keys = [_text_key(str(t)) for t in texts]
         todo: dict[bytes, str] = {}
@@ -157,7 +157,7 @@ class SentenceEncoder:
             model = self._load()
             import torch
 
-            torch.set_num_threads(self.threads or torch_threads())
+            torch.set_num_threads(threads or torch_threads())
             emb = model.encode(
                 list(todo.values()),
                 batch_size=self.batch_size,
@@ -178,9 +178,11 @@ class SentenceEncoder:
         return int(self._load().get_sentence_embedding_dimension())
 
 
-def embed_columns(encoder: SentenceEncoder, X: pd.DataFrame, cols: list[str]) -> np.ndarray:
+def embed_columns(
+    encoder: SentenceEncoder, X: pd.DataFrame, cols: list[str], threads: int | None = None
+) -> np.ndarray:
     """Embeddings of every text column, side by side: (n, dim * len(cols))."""
-    return np.hstack([encoder.encode(X[c].astype(str).tolist()) for c in cols]).astype(np.float32)
+    return np.hstack([encoder.encode(X[c].astype(str).tolist(), threads) for c in cols]).astype(np.float32)
 
 
 def linear_fit_one(
@@ -222,13 +224,8 @@ class _EmbedFamily(Family):
         """Embed every text of train and test once, in this process, before the folds (the disk cache then
         serves every fold's worker)."""
         cols = text_columns(X)
-        if cols:
-            enc = self.encoder(params)
-            enc.threads = max(1, min(2, os.cpu_count() or 1))  # nothing else runs during the warm-up
-            try:
-                embed_columns(enc, X, cols)
-            finally:
-                enc.threads = None
+        if cols:  # nothing else runs during the warm-up: all (up to 2) cores
+            embed_columns(self.encoder(params), X, cols, threads=max(1, min(2, os.cpu_count() or 1)))
 
     def encoder(self, params: dict[str, Any]) -> SentenceEncoder:
         seq, batch = int(params.get("max_seq_length", 128)), int(params.get("embed_batch_size", 64))
