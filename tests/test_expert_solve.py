@@ -202,3 +202,28 @@ def _with_models(done, models):
     state = _state(done, time_left=250.0)
     state.models, state.recipes = models, ["base"]
     return state
+
+
+def test_sentence_embeddings_lead_the_text_baselines_where_their_encoding_fits():
+    solver = ExpertSolver()
+    models = [*MODELS, "nbsvm", "st_embed_lr", "st_embed_lgbm"]
+
+    def text_state(done, n_texts: int, time_left: float = 264.0) -> SolveState:
+        state = _state(done, modalities=("text", "tabular"), time_left=time_left)
+        state.models, state.n_columns = models, {"text": 1, "tabular": 2}
+        state.n_train, state.n_test = n_texts - n_texts // 3, n_texts // 3
+        return state
+
+    # nlp-getting-started's size (10,876 texts, ~121 s by the row cost) fits a 264 s solve: embeddings first
+    assert solver.propose(text_state([], 10_876))[0].model == "st_embed_lr"
+    # spooky-author-identification's size (27,971 texts, ~311 s) does not: the table's turn, then TF-IDF
+    assert solver.propose(text_state([], 27_971))[0].model == "lgbm"
+    assert solver.propose(text_state([_rec("lgbm", 0.6, seconds=3.0)], 27_971))[0].model == "nbsvm"
+    # once one embedding family has encoded the texts, the other is estimated without the encoding
+    done = [_rec("st_embed_lr", 0.78, seconds=99.0), _rec("lgbm", 0.70, seconds=3.0)]
+    for m in ("nbsvm", "tfidf_linear", "catboost", "xgb", "linear", "et", "mlp", "knn", "rf"):
+        done.append(_rec(m, 0.6, seconds=3.0))
+    state = text_state(done, 10_876, time_left=40.0)
+    state.time_total = 40.0  # no tuning-first rule in the way
+    proposals = solver.propose(state)
+    assert proposals and proposals[0].model == "st_embed_lgbm"
