@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from medalist.policy.base import SolveState
-from medalist.policy.expert_solve import ExpertSolver
+from medalist.policy.expert_solve import BASELINE_SHARE, ExpertSolver
 from medalist.solve.types import ExperimentRecord, ExperimentSpec
 
 MODELS = ["lgbm", "xgb", "catboost", "linear", "knn", "rf", "et", "mlp", "tfidf_linear"]
@@ -227,3 +229,16 @@ def test_sentence_embeddings_lead_the_text_baselines_where_their_encoding_fits()
     state.time_total = 40.0  # no tuning-first rule in the way
     proposals = solver.propose(state)
     assert proposals and proposals[0].model == "st_embed_lgbm"
+
+
+def test_tabular_baselines_are_bounded_text_networks_keep_their_own_bounds():
+    solver = ExpertSolver()
+    first = solver.propose(_state([]))[0]
+    assert first.model == "lgbm" and first.max_seconds == pytest.approx(BASELINE_SHARE * 300.0)
+    text = _state([], modalities=("text", "tabular"))
+    text.models, text.n_columns = [*MODELS, "transformer_ft"], {"text": 1, "tabular": 2}
+    assert solver.propose(text)[0].model == "tfidf_linear"
+    assert solver.propose(text)[0].max_seconds == 0.0
+    # tuning trials and later experiments carry no baseline bound
+    done = [_rec(m, 0.8) for m in MODELS]
+    assert all(p.max_seconds == 0.0 for p in solver.propose(_state(done)))

@@ -320,3 +320,16 @@ def test_registry_and_parameter_spaces() -> None:
     lgbm = get_model("lgbm")
     t = ModelTask("binary", 1, "roc_auc", False)
     assert lgbm.default_params(t, 500)["num_leaves"] < lgbm.default_params(t, 500_000)["num_leaves"]
+
+
+def test_mlp_stops_at_its_time_bound(tasks: dict[str, TaskData]) -> None:
+    """A fold's time bound ends training after the epoch that crosses it: with a bound already passed, a
+    200-epoch budget trains exactly what a 1-epoch budget trains (same seed), and still predicts."""
+    data = tasks["titanic"]
+    bounded = fit_holdout("mlp", data, {"max_epochs": 200, "patience": 200, "max_seconds": 1e-9}, seed=1)
+    one_epoch = fit_holdout("mlp", data, {"max_epochs": 1, "patience": 200}, seed=1)
+    np.testing.assert_array_equal(bounded[0], one_epoch[0])
+    np.testing.assert_array_equal(bounded[1], one_epoch[1])
+    check_outputs(bounded[0], bounded[1], data, len(bounded[2]))
+    unbounded = fit_holdout("mlp", data, {"max_epochs": 20, "patience": 200}, seed=1)
+    assert not np.array_equal(unbounded[0], bounded[0])

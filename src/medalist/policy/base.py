@@ -129,6 +129,7 @@ class Proposal:
     why: str = ""  # one line: the reason, for the log and the reader
     parent: str | None = None
     round: int = 0  # tune: the family's tuning trials before this round (a round is proposed once)
+    max_seconds: float = 0.0  # spec: a soft bound on the experiment's training time (0: the time left)
 
 
 class SolvePolicy(Protocol):

@@ -150,9 +150,9 @@ class SolveLoop:
             self.on_record(rec)
             return
         spec = ExperimentSpec(p.model, dict(p.params), p.features, p.seed, parent=p.parent, note=p.why)
-        self._run_spec(spec)
+        self._run_spec(spec, p.max_seconds)
 
-    def _run_spec(self, spec: ExperimentSpec) -> ExperimentRecord:
+    def _run_spec(self, spec: ExperimentSpec, max_seconds: float = 0.0) -> ExperimentRecord:
         from medalist.solve.models import get_model
 
         family = get_model(spec.model)
@@ -171,18 +171,22 @@ class SolveLoop:
             family=family,
             features=self._features[key],
             time_limit=max(1.0, self.time_left()),
-            bounds={"max_seconds": self._fold_seconds()},
+            bounds={"max_seconds": self._fold_seconds(max_seconds)},
         )
         self.on_record(rec)
         return rec
 
-    def _fold_seconds(self) -> float:
-        """A per-fold training bound for families that take one: the time left shared by the folds."""
+    def _fold_seconds(self, experiment_seconds: float = 0.0) -> float:
+        """A per-fold training bound for families that take one: the time left (or the proposal's own
+        bound, when smaller) shared by the waves of parallel folds."""
         from medalist.solve.runner import fold_jobs
 
         n_folds = max(1, len(np.unique(self.folds[self.folds >= 0])))
         waves = -(-n_folds // fold_jobs())
-        return max(5.0, 0.8 * self.time_left() / waves)
+        seconds = 0.8 * self.time_left()
+        if experiment_seconds > 0:
+            seconds = min(seconds, experiment_seconds)
+        return max(5.0, seconds / waves)
 
     def _tune(self, p: Proposal) -> None:
         from medalist.solve.models import get_model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ class MLPFamily(Family):
             "max_epochs": 200,
             "patience": 12,
             "fixed_epochs": 40,
+            "max_seconds": 0.0,  # per fold; 0 = no bound (the solve loop sets one at run time)
             "embedding_max": 16,
             "numeric": "quantile",
             "n_threads": threads_for(n_rows),
@@ -157,6 +159,9 @@ class MLPFamily(Family):
         epochs = int(params["max_epochs"]) if stop is not None else int(params["fixed_epochs"])
         best_loss, best_state, waited = float("inf"), None, 0
         n_fit = len(fit_rows)
+        # the fold's time bound (run-time, from the solve loop): stop after the epoch that crosses it
+        bound = float(params.get("max_seconds") or 0.0) or float("inf")
+        t0 = time.monotonic()
         for _ in range(epochs):
             net.train()
             order = torch.randperm(n_fit, generator=gen)
@@ -169,6 +174,8 @@ class MLPFamily(Family):
                 loss.backward()
                 opt.step()
             if stop is None:
+                if time.monotonic() - t0 > bound:
+                    break
                 continue
             with torch.no_grad():
                 net.eval()
@@ -180,6 +187,8 @@ class MLPFamily(Family):
                 waited += 1
                 if waited >= int(params["patience"]):
                     break
+            if time.monotonic() - t0 > bound:
+                break
         if best_state is not None:
             net.load_state_dict(best_state)
         net.eval()
