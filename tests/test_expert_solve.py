@@ -242,3 +242,25 @@ def test_tabular_baselines_are_bounded_text_networks_keep_their_own_bounds():
     # tuning trials and later experiments carry no baseline bound
     done = [_rec(m, 0.8) for m in MODELS]
     assert all(p.max_seconds == 0.0 for p in solver.propose(_state(done)))
+
+
+def test_a_slow_network_baseline_may_take_at_most_half_the_time_left():
+    """leaf-classification at 300 s: linear, image-embedding LightGBM and the MLP are done with ~150 s left;
+    the fusion net (estimated ~150 s from what ran) is left out then, and starts when time is ample."""
+    solver = ExpertSolver()
+    done = [
+        _rec("linear", 0.12, seconds=1.7),
+        _rec("img_embed_lgbm", 0.56, seconds=95.3),
+        _rec("mlp", 0.35, seconds=11.1),
+    ]
+
+    def leaf(time_left: float, total: float) -> SolveState:
+        state = _state(done, modalities=("tabular", "image"), time_left=time_left, lower=True)
+        state.task_kind, state.n_outputs = "multiclass", 99
+        state.models = ["linear", "mlp", "knn", "et", "lgbm", "rf", "img_embed_lgbm", "fusion"]
+        state.n_columns = {"tabular": 192, "image": 1}
+        state.time_total = total  # over 55 % of it left: baselines still come before tuning
+        return state
+
+    assert solver.propose(leaf(150.0, 262.0))[0].model == "knn"
+    assert solver.propose(leaf(400.0, 600.0))[0].model == "fusion"
