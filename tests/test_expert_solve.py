@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medalist.policy.base import SolveState
-from medalist.policy.expert_solve import BASELINE_SHARE, ExpertSolver
+from medalist.policy.expert_solve import BASELINE_SHARE, BASELINE_SHARE_DEFAULT, ExpertSolver
 from medalist.solve.types import ExperimentRecord, ExperimentSpec
 
 MODELS = ["lgbm", "xgb", "catboost", "linear", "knn", "rf", "et", "mlp", "tfidf_linear"]
@@ -206,7 +206,7 @@ def _with_models(done, models):
     return state
 
 
-def test_sentence_embeddings_lead_the_text_baselines_where_their_encoding_fits():
+def test_sentence_embeddings_follow_tfidf_where_their_encoding_fits():
     solver = ExpertSolver()
     models = [*MODELS, "nbsvm", "st_embed_lr", "st_embed_lgbm"]
 
@@ -216,14 +216,16 @@ def test_sentence_embeddings_lead_the_text_baselines_where_their_encoding_fits()
         state.n_train, state.n_test = n_texts - n_texts // 3, n_texts // 3
         return state
 
-    # nlp-getting-started's size (10,876 texts, ~121 s by the row cost) fits a 264 s solve: embeddings first
-    assert solver.propose(text_state([], 10_876))[0].model == "st_embed_lr"
-    # spooky-author-identification's size (27,971 texts, ~311 s) does not: the table's turn, then TF-IDF
-    assert solver.propose(text_state([], 27_971))[0].model == "lgbm"
-    assert solver.propose(text_state([_rec("lgbm", 0.6, seconds=3.0)], 27_971))[0].model == "nbsvm"
+    tfidf = [_rec("nbsvm", 0.75, seconds=38.0), _rec("lgbm", 0.70, seconds=2.0)]
+    tfidf += [_rec("tfidf_linear", 0.76, seconds=22.0), _rec("catboost", 0.69, seconds=7.0)]
+    assert solver.propose(text_state([], 10_876))[0].model == "nbsvm"
+    # nlp-getting-started's size (10,876 texts, ~121 s by the row cost) with ~190 s left: embeddings next
+    assert solver.propose(text_state(tfidf, 10_876, time_left=190.0))[0].model == "st_embed_lr"
+    # spooky-author-identification's size (19,579 texts, ~218 s) does not fit: the next table family
+    assert solver.propose(text_state(tfidf, 19_579, time_left=190.0))[0].model == "xgb"
     # once one embedding family has encoded the texts, the other is estimated without the encoding
-    done = [_rec("st_embed_lr", 0.78, seconds=99.0), _rec("lgbm", 0.70, seconds=3.0)]
-    for m in ("nbsvm", "tfidf_linear", "catboost", "xgb", "linear", "et", "mlp", "knn", "rf"):
+    done = [_rec("st_embed_lr", 0.78, seconds=99.0), *tfidf]
+    for m in ("xgb", "linear", "et", "mlp", "knn", "rf"):
         done.append(_rec(m, 0.6, seconds=3.0))
     state = text_state(done, 10_876, time_left=40.0)
     state.time_total = 40.0  # no tuning-first rule in the way
@@ -234,11 +236,14 @@ def test_sentence_embeddings_lead_the_text_baselines_where_their_encoding_fits()
 def test_tabular_baselines_are_bounded_text_networks_keep_their_own_bounds():
     solver = ExpertSolver()
     first = solver.propose(_state([]))[0]
-    assert first.model == "lgbm" and first.max_seconds == pytest.approx(BASELINE_SHARE * 300.0)
+    assert first.model == "lgbm" and first.max_seconds == pytest.approx(BASELINE_SHARE_DEFAULT * 300.0)
     text = _state([], modalities=("text", "tabular"))
     text.models, text.n_columns = [*MODELS, "transformer_ft"], {"text": 1, "tabular": 2}
     assert solver.propose(text)[0].model == "tfidf_linear"
     assert solver.propose(text)[0].max_seconds == 0.0
+    five = [_rec(m, 0.8) for m in ("lgbm", "catboost", "xgb", "linear", "et")]
+    mlp = solver.propose(_state(five))[0]
+    assert mlp.model == "mlp" and mlp.max_seconds == pytest.approx(BASELINE_SHARE["mlp"] * 300.0)
     # tuning trials and later experiments carry no baseline bound
     done = [_rec(m, 0.8) for m in MODELS]
     assert all(p.max_seconds == 0.0 for p in solver.propose(_state(done)))

@@ -333,3 +333,13 @@ def test_mlp_stops_at_its_time_bound(tasks: dict[str, TaskData]) -> None:
     check_outputs(bounded[0], bounded[1], data, len(bounded[2]))
     unbounded = fit_holdout("mlp", data, {"max_epochs": 20, "patience": 200}, seed=1)
     assert not np.array_equal(unbounded[0], bounded[0])
+
+
+def test_catboost_stops_at_its_time_bound(tasks: dict[str, TaskData]) -> None:
+    """The same for CatBoost (a callback): a bound already passed keeps the first tree only, so its
+    predictions barely leave the base rate while the unbounded model's spread out."""
+    data = tasks["titanic"]
+    bounded = fit_holdout("catboost", data, {"max_seconds": 1e-9}, seed=1)
+    full = fit_holdout("catboost", data, seed=1)
+    check_outputs(bounded[0], bounded[1], data, len(bounded[2]))
+    assert np.std(bounded[0]) < 0.2 * np.std(full[0]), (np.std(bounded[0]), np.std(full[0]))
