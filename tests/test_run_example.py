@@ -42,10 +42,18 @@ def test_example_run_then_more_work_on_the_same_workspace(tmp_path):
     kinds = {r.kind for r in ledger.records("done")}
     assert {"model", "ensemble"} <= kinds
 
-    # ensembling again retrains nothing: no new rows
+    # ensembling again retrains nothing: every earlier row is kept as it was; the only new rows are
+    # stacks the run's budget had skipped (e.g. the multi-level stack), never a base model
+    stamps = {r.name: r.created_at for r in ledger.records("done")}
     res = _cli("ensemble", str(ws), "--time-budget", "20")
     assert res.returncode == 0, res.stderr[-2000:]
-    assert {r.name for r in ledger.records("done")} == before
+    after = {r.name: r for r in ledger.records("done")}
+    assert before <= set(after) and all(after[n].created_at == stamps[n] for n in before)
+    assert {after[n].kind for n in set(after) - before} <= {"ensemble", "distill"}
+    res = _cli("ensemble", str(ws), "--time-budget", "20")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert {r.name for r in ledger.records("done")} == set(after)  # a second time: nothing new at all
+    before = set(after)
 
     # more experiments: finished ones are never repeated
     res = _cli("solve", str(ws), "--time-budget", "15")
