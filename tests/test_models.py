@@ -300,6 +300,10 @@ def test_registry_and_parameter_spaces() -> None:
     assert "tfidf_linear" not in available_models(("tabular",))
     assert "tfidf_linear" in available_models(("text",))
     assert not set(TABULAR) & set(available_models(("text",)))
+    nb = {"nbsvm", "tfidf_nb"}  # classification only: not offered where they could only fail
+    assert nb <= set(available_models(("text",), "multiclass"))
+    assert not nb & set(available_models(("text",), "regression"))
+    assert "tfidf_linear" in available_models(("text",), "regression")
     with pytest.raises(InputError, match="unknown model"):
         get_model("gpt")
     for kind, n_out in (("binary", 1), ("multiclass", 5), ("regression", 2)):

@@ -9,6 +9,7 @@ a shared 2-core CPU and carry ``@pytest.mark.slow``.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from medalist.setup.data import TaskData, align_maps
 from medalist.setup.spec import TargetTransform, TaskSpec
 from medalist.solve.features import prepare_features
 from medalist.solve.ledger import Ledger
+from medalist.solve.models import get_model
 from medalist.solve.tuning import check_space
 from medalist.solve.types import ExperimentSpec, ModelTask
 from medalist.workspace import Workspace
@@ -203,31 +205,27 @@ def embed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ----------------------------------------------------------------------------------------- text: TF-IDF
-@pytest.mark.parametrize("name", ["nbsvm", "tfidf_linear"])
+@pytest.mark.parametrize("name", ["nbsvm", "tfidf_linear", "tfidf_nb"])
 def test_tfidf_families_on_spooky_beat_the_prior(spooky_split: Split, name: str) -> None:
-    from medalist.solve.models.text import NBSVMFamily, TfidfLinearFamily
-
-    family = NBSVMFamily() if name == "nbsvm" else TfidfLinearFamily()
+    family = get_model(name)
     pv, _ = spooky_split.fit(family)
     ll, prior = spooky_split.logloss_vs_prior(pv)
     assert ll < 0.75 * prior, (ll, prior)
 
 
-def test_nbsvm_binary_on_insults(competitions: Path) -> None:
-    from medalist.solve.models.text import NBSVMFamily
-
+@pytest.mark.parametrize("name", ["nbsvm", "tfidf_nb"])
+def test_nb_families_binary_on_insults(competitions: Path, name: str) -> None:
     split = Split(insults(competitions, 1600, 200), ("text",))
-    pv, _ = split.fit(NBSVMFamily())
+    pv, _ = split.fit(get_model(name))
     assert split.auc(pv) > 0.8
 
 
-def test_nbsvm_refuses_regression(spooky_split: Split) -> None:
-    from medalist.solve.models.text import NBSVMFamily
-
+@pytest.mark.parametrize("name", ["nbsvm", "tfidf_nb"])
+def test_nb_families_refuse_regression(spooky_split: Split, name: str) -> None:
     task = ModelTask("regression", 1, "rmse", True)
     y = np.arange(len(spooky_split.tr), dtype=float)[:, None]
     with pytest.raises(CheckError, match="classification"):
-        NBSVMFamily().fit_predict(spooky_split.X_tr, y, spooky_split.X_va, spooky_split.X_te, {}, task, 0)
+        get_model(name).fit_predict(spooky_split.X_tr, y, spooky_split.X_va, spooky_split.X_te, {}, task, 0)
 
 
 # ----------------------------------------------------------------------------------------- images
@@ -533,6 +531,31 @@ def test_sentence_embedding_families_on_tweets(
     emb = again.encode(texts)
     assert again._model is None and emb.shape == (len(texts), 384)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_encoding_stops_at_its_deadline_and_keeps_what_it_embedded(
+    competitions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm-up past its experiment's time limit is stopped between chunks (insults at 300 s encoded for
+    270 s of a 189 s limit); the chunks done are on disk, and the next try encodes only the rest."""
+    from medalist.errors import BudgetExceeded
+    from medalist.solve.models.text_embed import ENCODE_CHUNK, SentenceEmbedLinearFamily, SentenceEncoder
+
+    monkeypatch.setenv("MEDALIST_CACHE_DIR", str(tmp_path))
+    needs(SentenceEmbedLinearFamily())
+    texts = pd.read_csv(competitions / "nlp-getting-started" / "public" / "train.csv")["text"].tolist()
+    texts = list(dict.fromkeys(texts))[: ENCODE_CHUNK + 100]
+    enc = SentenceEncoder()
+    enc._load()  # the model's load time is not what this test measures
+    with pytest.raises(BudgetExceeded, match="time limit: 1024 of 1124 new texts"):
+        enc.encode(texts, deadline=time.monotonic() + 1.0)  # one chunk, then the pace says stop
+    again = SentenceEncoder()
+    again._read_disk()
+    assert len(again._mem) == ENCODE_CHUNK
+    emb = again.encode(texts)  # no deadline: the rest
+    assert emb.shape == (len(texts), 384) and len(again._mem) == len(texts)
+    np.testing.assert_allclose(emb[:ENCODE_CHUNK], enc.encode(texts[:ENCODE_CHUNK]), atol=1e-5)
 
 
 @pytest.mark.slow

@@ -107,7 +107,8 @@ class SolveLoop:
         from medalist.solve.features import recipes_for
         from medalist.solve.models import available_models
 
-        models = [m for m in available_models(tuple(self.data.spec.modalities)) if m not in self.skip_models]
+        modalities, kind = tuple(self.data.spec.modalities), self.data.transform.kind
+        models = [m for m in available_models(modalities, kind) if m not in self.skip_models]
         recipes = recipes_for(self.data)
         idle = 0  # proposals in a row that added nothing to the ledger
         while self.time_left() > 2:

@@ -168,7 +168,11 @@ def _fit_folds(
     warm = getattr(family, "warm", None)
     if callable(warm):  # once, before the folds: e.g. sentence embeddings of every text, cached on disk
         X_all, _, X_te = features.split(np.arange(data.n_train), np.array([], dtype=int))
-        warm(pd.concat([X_all, X_te], ignore_index=True), params)
+        deadline = None if time_limit is None else t0 + time_limit
+        try:
+            warm(pd.concat([X_all, X_te], ignore_index=True), params, deadline=deadline)
+        except BudgetExceeded as exc:  # a warm-up that cannot end in time (e.g. encoding every text)
+            raise TimeLimitError(str(exc)) from exc
     t_folds = time.monotonic()  # the pace of the folds is measured from here, without the one-off warm-up
     jobs = min(fold_jobs(), len(splits))
     if jobs > 1:

@@ -18,7 +18,7 @@ from medalist.solve.models.image import CNNFamily, ImgEmbedLGBMFamily
 from medalist.solve.models.image_backbone import PretrainedImageFamily
 from medalist.solve.models.mlp import MLPFamily
 from medalist.solve.models.sk import ETFamily, KNNFamily, LinearFamily, RFFamily
-from medalist.solve.models.text import NBSVMFamily, TfidfLinearFamily
+from medalist.solve.models.text import NBSVMFamily, TfidfLinearFamily, TfidfNBFamily
 from medalist.solve.models.text_embed import SentenceEmbedLGBMFamily, SentenceEmbedLinearFamily
 from medalist.solve.models.text_transformer import TransformerFTFamily
 from medalist.solve.types import ModelFamily
@@ -34,6 +34,7 @@ _FACTORIES: dict[str, Callable[[], Family]] = {
     "mlp": MLPFamily,
     "tfidf_linear": TfidfLinearFamily,
     "nbsvm": NBSVMFamily,
+    "tfidf_nb": TfidfNBFamily,
     "st_embed_lr": SentenceEmbedLinearFamily,
     "st_embed_lgbm": SentenceEmbedLGBMFamily,
     "transformer_ft": TransformerFTFamily,
@@ -53,13 +54,18 @@ def get_model(name: str) -> ModelFamily:
     return _FACTORIES[name]()
 
 
-def available_models(modalities: tuple[str, ...] | list[str]) -> list[str]:
+CLASSIFICATION = ("binary", "multiclass", "multilabel")
+
+
+def available_models(modalities: tuple[str, ...] | list[str], task_kind: str | None = None) -> list[str]:
     """Families usable here (packages / weights present) whose primary (first) modality is among the task's
-    input ``modalities``."""
+    input ``modalities``; with ``task_kind``, classification-only families only for classification."""
     present = set(modalities)
     out = []
     for name in MODEL_NAMES:
         fam = _FACTORIES[name]()
+        if task_kind is not None and fam.classification_only and task_kind not in CLASSIFICATION:
+            continue
         if fam.modalities[0] in present and fam.available() is None:
             out.append(name)
     return out

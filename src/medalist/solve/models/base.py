@@ -182,6 +182,7 @@ class Family:
     name: str = ""
     modalities: tuple[str, ...] = ("tabular",)
     packages: tuple[str, ...] = ()
+    classification_only: bool = False
 
     def available(self) -> str | None:
         return missing_package(*self.packages)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medalist.errors import CheckError
+from medalist.errors import BudgetExceeded, CheckError
 from medalist.solve.models.base import Family, SubProblem, missing_package, tabular_only
 from medalist.solve.models.fusion_core import torch_threads
 from medalist.solve.models.text import TEXT_PREFIX, tabular_block, text_columns
 from medalist.solve.types import ModelTask
 
 ENV_TEXT_MODEL = "MEDALIST_TEXT_MODEL"
+ENCODE_CHUNK = 1024  # texts encoded (and cached) between two looks at the deadline: ~10 s on 2 cores
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -144,9 +146,13 @@ class SentenceEncoder:
         except OSError:
             pass  # the cache is an optimisation: a read-only disk only costs recomputation
 
-    def encode(self, texts: Sequence[str], threads: int | None = None) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], threads: int | None = None, deadline: float | None = None
+    ) -> np.ndarray:
         """(n, dim) embeddings of ``texts`` (computed once per distinct text and model) with ``threads``
-        torch threads (None: the families' default)."""
+        torch threads (None: the families' default). New texts are encoded and cached in chunks; with a
+        ``deadline`` (time.monotonic()), BudgetExceeded stops it before a chunk that would end past it
+        (the chunks done stay cached for the next try)."""
         self._read_disk()
         keys = [_text_key(str(t)) for t in texts]
         todo: dict[bytes, str] = {}
@@ -158,16 +164,27 @@ class SentenceEncoder:
             import torch
 
             torch.set_num_threads(threads or torch_threads())
-            emb = model.encode(
-                list(todo.values()),
-                batch_size=self.batch_size,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            ).astype(np.float32)
-            for k, v in zip(todo, emb):
-                self._mem[k] = v
-            self._write_shard(list(todo), emb)
+            pending = list(todo.items())
+            start, done = time.monotonic(), 0
+            for i in range(0, len(pending), ENCODE_CHUNK):
+                pace = (time.monotonic() - start) / done if done else 0.0
+                chunk = pending[i : i + ENCODE_CHUNK]
+                if deadline is not None and time.monotonic() + pace * len(chunk) > deadline:
+                    raise BudgetExceeded(
+                        f"time limit: {done} of {len(pending)} new texts embedded when the time allowed ran "
+                        "out (they stay cached for the next try)"
+                    )
+                emb = model.encode(
+                    [t for _, t in chunk],
+                    batch_size=self.batch_size,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                ).astype(np.float32)
+                for (k, _), v in zip(chunk, emb):
+                    self._mem[k] = v
+                self._write_shard([k for k, _ in chunk], emb)
+                done += len(chunk)
         if not keys:
             return np.zeros((0, self.dim()), dtype=np.float32)
         return np.stack([self._mem[k] for k in keys])
@@ -179,10 +196,16 @@ class SentenceEncoder:
 
 
 def embed_columns(
-    encoder: SentenceEncoder, X: pd.DataFrame, cols: list[str], threads: int | None = None
+    encoder: SentenceEncoder,
+    X: pd.DataFrame,
+    cols: list[str],
+    threads: int | None = None,
+    deadline: float | None = None,
 ) -> np.ndarray:
     """Embeddings of every text column, side by side: (n, dim * len(cols))."""
-    return np.hstack([encoder.encode(X[c].astype(str).tolist(), threads) for c in cols]).astype(np.float32)
+    return np.hstack([encoder.encode(X[c].astype(str).tolist(), threads, deadline) for c in cols]).astype(
+        np.float32
+    )
 
 
 def linear_fit_one(
@@ -220,12 +243,13 @@ class _EmbedFamily(Family):
     def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         return X
 
-    def warm(self, X: pd.DataFrame, params: dict[str, Any]) -> None:
+    def warm(self, X: pd.DataFrame, params: dict[str, Any], deadline: float | None = None) -> None:
         """Embed every text of train and test once, in this process, before the folds (the disk cache then
-        serves every fold's worker)."""
+        serves every fold's worker); stopped by BudgetExceeded before ``deadline`` (time.monotonic())."""
         cols = text_columns(X)
         if cols:  # nothing else runs during the warm-up: all (up to 2) cores
-            embed_columns(self.encoder(params), X, cols, threads=max(1, min(2, os.cpu_count() or 1)))
+            threads = max(1, min(2, os.cpu_count() or 1))
+            embed_columns(self.encoder(params), X, cols, threads=threads, deadline=deadline)
 
     def encoder(self, params: dict[str, Any]) -> SentenceEncoder:
         seq, batch = int(params.get("max_seq_length", 128)), int(params.get("embed_batch_size", 64))
