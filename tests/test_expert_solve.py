@@ -200,6 +200,41 @@ def test_time_left_after_the_schedule_goes_to_more_tuning_then_more_seeds():
     assert last.kind == "spec" and last.seed >= 3 and last.why == "another seed of the best"
 
 
+def test_with_the_best_family_at_its_trial_cap_the_runner_up_is_tuned():
+    """playground-series-s3e5 at 900 s stopped at 624 s: CatBoost had its 60 trials and its seeds, and
+    nothing else was ever tuned. The idle time now tunes the next family."""
+    solver = ExpertSolver()
+    base = [_rec("catboost", 0.50), _rec("xgb", 0.49), _rec("linear", 0.48), _rec("knn", 0.40)]
+    capped = [
+        ExperimentRecord(
+            f"catboost_u{i}", "catboost", f"u{i}", params={"depth": 6}, features="base",
+            cv_score=0.505, seconds=3.0, status="done", note="hpo hebo",
+        )
+        for i in range(60)
+    ]  # fmt: skip
+    seeds = [
+        ExperimentRecord(
+            ExperimentSpec("catboost", {"depth": 6}, "base", s).name, "catboost", "x",
+            cv_score=0.5, seconds=3.0, status="done",
+        )
+        for s in range(1, 6)
+    ]  # fmt: skip
+    models = ["catboost", "xgb", "linear", "knn"]
+    nxt = solver.propose(_with_models(base + capped + seeds, models))[0]
+    assert nxt.kind == "tune" and nxt.model == "xgb" and nxt.round == 0
+    xgb_capped = [
+        ExperimentRecord(
+            f"xgb_u{i}", "xgb", f"x{i}", params={"eta": 0.1}, features="base",
+            cv_score=0.49, seconds=3.0, status="done", note="hpo hebo",
+        )
+        for i in range(60)
+    ]  # fmt: skip
+    then = solver.propose(_with_models(base + capped + seeds + xgb_capped, models))[0]
+    assert then.kind == "tune" and then.model == "linear"
+    # below the cap, the best family keeps its tuning and its seeds come before any runner-up
+    assert solver.propose(_with_models(base + capped[:10] + seeds, models))[0].model == "catboost"
+
+
 def _with_models(done, models):
     state = _state(done, time_left=250.0)
     state.models, state.recipes = models, ["base"]

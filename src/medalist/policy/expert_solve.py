@@ -87,25 +87,40 @@ class ExpertSolver:
         return []
 
     def _more(self, state: SolveState) -> list[Proposal]:
-        """Time left after the schedule: keep tuning the best family, then more seeds of the best."""
+        """Time left after the schedule: keep tuning the best family, then more seeds of the best, then
+        tune the runner-up families (playground-series-s3e5 at 900 s ended at 624 s: CatBoost was at its
+        trial cap and nothing else was ever tuned)."""
         best = self._best(state, None)
         if best is None:
             return []
-        out = []
-        trials = _trials(state, best.model)
-        if trials < MAX_TRIALS and state.time_left >= 45:
-            out.append(
-                Proposal(
-                    "tune",
-                    model=best.model,
-                    features=best.features,
-                    tune_seconds=max(30.0, self.tune_share * state.time_left),
-                    why=f"tune {best.model} further ({trials} trials so far)",
-                    parent=best.name,
-                    round=trials,
+        rounds = []
+        if state.time_left >= 45:
+            for lead in self._family_leaders(state):
+                trials = _trials(state, lead.model)
+                if trials >= MAX_TRIALS:
+                    continue
+                rounds.append(
+                    Proposal(
+                        "tune",
+                        model=lead.model,
+                        features=lead.features,
+                        tune_seconds=max(30.0, self.tune_share * state.time_left),
+                        why=f"tune {lead.model} further ({trials} trials so far)",
+                        parent=lead.name,
+                        round=trials,
+                    )
                 )
-            )
-        return out + _other_seeds(best, range(self.seeds, MAX_SEEDS))
+        first = rounds[:1] if rounds and rounds[0].model == best.model else []
+        return first + _other_seeds(best, range(self.seeds, MAX_SEEDS)) + rounds[len(first) :]
+
+    def _family_leaders(self, state: SolveState) -> list[ExperimentRecord]:
+        """The best experiment of each model family in the zoo, best first."""
+        sign = 1.0 if state.lower_is_better else -1.0
+        scored = [r for r in state.done if r.cv_score is not None and r.model in state.models]
+        leaders: dict[str, ExperimentRecord] = {}
+        for rec in sorted(scored, key=lambda r: sign * float(r.cv_score or 0.0)):
+            leaders.setdefault(rec.model, rec)
+        return list(leaders.values())
 
     # ------------------------------------------------------------------ phases
     def _baselines(self, state: SolveState) -> list[Proposal]:
