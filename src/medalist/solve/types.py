@@ -14,6 +14,7 @@ from medalist.setup.spec import TargetTransform
 
 STATUSES = ("running", "done", "failed")
 KINDS = ("model", "script", "ensemble", "distill")
+CLASSIFICATION_KINDS = ("binary", "multiclass", "multilabel")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ModelTask:
 
     @property
     def is_classification(self) -> bool:
-        return self.kind in ("binary", "multiclass", "multilabel")
+        return self.kind in CLASSIFICATION_KINDS
 
 
 class ModelFamily(Protocol):

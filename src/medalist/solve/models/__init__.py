@@ -21,7 +21,7 @@ from medalist.solve.models.sk import ETFamily, KNNFamily, LinearFamily, RFFamily
 from medalist.solve.models.text import NBSVMFamily, TfidfLinearFamily, TfidfNBFamily
 from medalist.solve.models.text_embed import SentenceEmbedLGBMFamily, SentenceEmbedLinearFamily
 from medalist.solve.models.text_transformer import TransformerFTFamily
-from medalist.solve.types import ModelFamily
+from medalist.solve.types import CLASSIFICATION_KINDS, ModelFamily
 
 _FACTORIES: dict[str, Callable[[], Family]] = {
     "lgbm": LGBMFamily,
@@ -54,9 +54,6 @@ def get_model(name: str) -> ModelFamily:
     return _FACTORIES[name]()
 
 
-CLASSIFICATION = ("binary", "multiclass", "multilabel")
-
-
 def available_models(modalities: tuple[str, ...] | list[str], task_kind: str | None = None) -> list[str]:
     """Families usable here (packages / weights present) whose primary (first) modality is among the task's
     input ``modalities``; with ``task_kind``, classification-only families only for classification."""
@@ -64,7 +61,7 @@ def available_models(modalities: tuple[str, ...] | list[str], task_kind: str | N
     out = []
     for name in MODEL_NAMES:
         fam = _FACTORIES[name]()
-        if task_kind is not None and fam.classification_only and task_kind not in CLASSIFICATION:
+        if task_kind is not None and fam.classification_only and task_kind not in CLASSIFICATION_KINDS:
             continue
         if fam.modalities[0] in present and fam.available() is None:
             out.append(name)

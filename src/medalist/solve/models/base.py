@@ -210,6 +210,10 @@ class Family:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Model-space predictions (n_valid, n_outputs), (n_test, n_outputs). ``y_valid`` (optional) lets
         boosters and the MLP stop early on the validation rows; without it they hold out training rows."""
+        if self.classification_only and not task.is_classification:
+            raise CheckError(
+                f"{self.name} is for classification; this task is {task.kind} (use tfidf_linear)"
+            )
         full = {**self.default_params(task, len(X_train)), **(params or {})}
         subs = sub_problems(y_train, task)
         subs_valid = sub_problems(y_valid, task) if has_rows(y_valid, X_valid) else [None] * len(subs)

@@ -86,6 +86,20 @@ def tabular_block(X_train: pd.DataFrame, X_valid: pd.DataFrame, X_test: pd.DataF
     )
 
 
+def stack_blocks(blocks: list[Blocks]) -> tuple[Any, Any, Any]:
+    """The (train, valid, test) blocks side by side, as CSR matrices."""
+    train, valid, test = (sp_sparse.hstack([b[i] for b in blocks], format="csr") for i in range(3))
+    return train, valid, test
+
+
+def class_outputs(model: Any, sp: SubProblem, X_valid: Any, X_test: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted classifier's probabilities on valid / test: P(positive) for binary, all classes otherwise."""
+    width = sp.n_classes if sp.kind == "multiclass" else 2
+    pv = _rows(model.predict_proba, X_valid, width)
+    pt = _rows(model.predict_proba, X_test, width)
+    return (pv[:, 1], pt[:, 1]) if sp.kind == "binary" else (pv, pt)
+
+
 class TfidfLinearFamily(Family):
     """Word 1-2-gram + char 2-5-gram TF-IDF per text column (+ scaled tabular columns) -> logistic / Ridge."""
 
@@ -137,8 +151,7 @@ class TfidfLinearFamily(Family):
             tab = tabular_block(X_train, X_valid, X_test)
             if tab is not None:
                 blocks.append(tab)
-        out = tuple(sp_sparse.hstack([b[i] for b in blocks], format="csr") for i in range(3))
-        return out[0], out[1], out[2]
+        return stack_blocks(blocks)
 
     def fit_one(
         self,
@@ -159,10 +172,7 @@ class TfidfLinearFamily(Family):
             return _rows(model.predict, X_valid, 1), _rows(model.predict, X_test, 1)
         model = LogisticRegression(C=float(params["C"]), max_iter=int(params["max_iter"]), random_state=seed)
         model.fit(X_train, sp.y)
-        width = sp.n_classes if sp.kind == "multiclass" else 2
-        pv = _rows(model.predict_proba, X_valid, width)
-        pt = _rows(model.predict_proba, X_test, width)
-        return (pv[:, 1], pt[:, 1]) if sp.kind == "binary" else (pv, pt)
+        return class_outputs(model, sp, X_valid, X_test)
 
 
 def _rows(fn: Any, X: Any, width: int) -> np.ndarray:
@@ -209,21 +219,6 @@ class NBSVMFamily(Family):
     def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         return X
 
-    def fit_predict(
-        self,
-        X_train: pd.DataFrame,
-        y_train: np.ndarray,
-        X_valid: pd.DataFrame,
-        X_test: pd.DataFrame,
-        params: dict[str, Any],
-        task: ModelTask,
-        seed: int,
-        y_valid: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        if not task.is_classification:
-            raise CheckError(f"nbsvm is for classification; this task is {task.kind} (use tfidf_linear)")
-        return super().fit_predict(X_train, y_train, X_valid, X_test, params, task, seed, y_valid)
-
     def encode(
         self,
         X_train: pd.DataFrame,
@@ -234,7 +229,7 @@ class NBSVMFamily(Family):
     ) -> tuple[Any, Any, Any]:
         """(text TF-IDF, tabular block or None) per split: the text part is NB-weighted per sub-problem."""
         blocks = tfidf_blocks(X_train, X_valid, X_test, params, self.name)
-        text = tuple(sp_sparse.hstack([b[i] for b in blocks], format="csr") for i in range(3))
+        text = stack_blocks(blocks)
         tab = tabular_block(X_train, X_valid, X_test) if params["use_tabular"] else None
         return tuple((text[i], tab[i] if tab is not None else None) for i in range(3))  # type: ignore[return-value]
 
@@ -326,21 +321,6 @@ class TfidfNBFamily(Family):
     def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         return X
 
-    def fit_predict(
-        self,
-        X_train: pd.DataFrame,
-        y_train: np.ndarray,
-        X_valid: pd.DataFrame,
-        X_test: pd.DataFrame,
-        params: dict[str, Any],
-        task: ModelTask,
-        seed: int,
-        y_valid: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        if not task.is_classification:
-            raise CheckError(f"tfidf_nb is for classification; this task is {task.kind} (use tfidf_linear)")
-        return super().fit_predict(X_train, y_train, X_valid, X_test, params, task, seed, y_valid)
-
     def encode(
         self,
         X_train: pd.DataFrame,
@@ -350,8 +330,7 @@ class TfidfNBFamily(Family):
         seed: int,
     ) -> tuple[Any, Any, Any]:
         blocks = tfidf_blocks(X_train, X_valid, X_test, params, self.name)
-        out = tuple(sp_sparse.hstack([b[i] for b in blocks], format="csr") for i in range(3))
-        return out[0], out[1], out[2]
+        return stack_blocks(blocks)
 
     def fit_one(
         self,
@@ -368,7 +347,4 @@ class TfidfNBFamily(Family):
 
         model = MultinomialNB(alpha=float(params["nb_alpha"]))
         model.fit(X_train, sp.y.astype(int))  # constant targets and missing classes: handled by the base
-        width = sp.n_classes if sp.kind == "multiclass" else 2
-        pv = _rows(model.predict_proba, X_valid, width)
-        pt = _rows(model.predict_proba, X_test, width)
-        return (pv[:, 1], pt[:, 1]) if sp.kind == "binary" else (pv, pt)
+        return class_outputs(model, sp, X_valid, X_test)

@@ -25,7 +25,7 @@ import pandas as pd
 from medalist.errors import BudgetExceeded, CheckError
 from medalist.solve.models.base import Family, SubProblem, missing_package, tabular_only
 from medalist.solve.models.fusion_core import torch_threads
-from medalist.solve.models.text import TEXT_PREFIX, tabular_block, text_columns
+from medalist.solve.models.text import TEXT_PREFIX, class_outputs, tabular_block, text_columns
 from medalist.solve.types import ModelTask
 
 ENV_TEXT_MODEL = "MEDALIST_TEXT_MODEL"
@@ -222,10 +222,7 @@ def linear_fit_one(
         return pv, pt
     model = LogisticRegression(C=float(params["C"]), max_iter=int(params["max_iter"]), random_state=seed)
     model.fit(X_train, sp.y)
-    width = sp.n_classes if sp.kind == "multiclass" else 2
-    pv = model.predict_proba(X_valid) if X_valid.shape[0] else np.empty((0, width))
-    pt = model.predict_proba(X_test) if X_test.shape[0] else np.empty((0, width))
-    return (pv[:, 1], pt[:, 1]) if sp.kind == "binary" else (pv, pt)
+    return class_outputs(model, sp, X_valid, X_test)
 
 
 class _EmbedFamily(Family):
