@@ -52,6 +52,7 @@ from medalist.setup.spec import TargetTransform, TaskSpec
 from medalist.solve.folds import make_folds
 from medalist.solve.ledger import Ledger
 from medalist.solve.types import ExperimentRecord
+from medalist.submit import Candidate, choose, replaces
 from medalist.workspace import Workspace, read_jsonl, write_npy_atomic
 
 pytestmark = pytest.mark.shared
@@ -659,3 +660,46 @@ def test_many_outputs_skip_the_per_output_boosters(tmp_path: Path, spaceship: Ca
     assert (
         set(skipped) == {"ens_lgbm", "ens_multi", "distill_lgbm"} and "per output" in skipped["distill_lgbm"]
     )
+
+
+# ---------------------------------------------------------------------------------------------- choice
+def test_an_ensemble_within_fold_noise_of_the_best_single_model_is_chosen(spaceship: Case) -> None:
+    """Between single experiments and ensembles, a single one is chosen only when its CV lead exceeds one
+    standard error of the per-fold difference (the best of many experiments is picked for its CV); between
+    two of a kind, CV decides. Fold scores are the real ones of spaceship-titanic base models."""
+    case = _with_metric(spaceship, "accuracy", "label")
+    sc, metric = case.scorer, get_metric("accuracy")
+    singles = []
+    for name, oof in zip(case.names, case.oofs):
+        cv, fold_scores = sc.cv(oof, case.folds)
+        singles.append(Candidate(name, cv, Path(name), kind="model", fold_scores=list(fold_scores)))
+    best = max(singles, key=lambda c: c.cv_score)
+    assert choose(metric, singles) is best  # singles only: by CV
+    spread = np.array(best.fold_scores) - np.mean(best.fold_scores)
+    # an ensemble a hair behind, erring differently per fold: chosen
+    close = Candidate(
+        "ens_close",
+        best.cv_score - 0.001,
+        Path("e"),
+        kind="ensemble",
+        fold_scores=list(np.array(best.fold_scores) - 0.001 - spread[::-1]),
+    )
+    assert not metric.better(close.cv_score, best.cv_score)
+    assert choose(metric, [*singles, close]) is close
+    assert not replaces(
+        metric, best, {"cv_score": close.cv_score, "kind": "ensemble", "fold_scores": close.fold_scores}
+    )
+    # an ensemble behind on every fold by far more than the folds disagree: the single model stays
+    far = dataclasses.replace(
+        close,
+        name="ens_far",
+        cv_score=best.cv_score - 0.02,
+        fold_scores=list(np.array(best.fold_scores) - 0.02),
+    )
+    assert choose(metric, [*singles, far]) is best
+    # two ensembles: CV decides
+    ahead = dataclasses.replace(close, name="ens_ahead", cv_score=close.cv_score + 0.0005)
+    assert choose(metric, [*singles, close, ahead]) is ahead
+    # without comparable fold scores (another fold count), CV decides
+    unpaired = dataclasses.replace(close, fold_scores=close.fold_scores[:3])
+    assert choose(metric, [*singles, unpaired]) is best

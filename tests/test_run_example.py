@@ -12,7 +12,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from medalist.example import make_example
+from medalist.metrics import get_metric
+from medalist.pipeline import candidate_of
 from medalist.solve.ledger import Ledger
+from medalist.submit import choose
 
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -65,6 +68,11 @@ def test_example_run_then_more_work_on_the_same_workspace(tmp_path):
     name = next(r.name for r in ledger.records("done") if r.model == "linear")
     res = _cli("submit", str(ws), "--experiment", name)
     assert res.returncode == 0 and json.loads((ws / "chosen.json").read_text())["name"] == name
+    res = _cli("submit", str(ws))  # the choice of a run: best CV, an ensemble within fold noise of it
+    assert res.returncode == 0, res.stderr[-2000:]
+    metric = get_metric(json.loads((ws / "task.json").read_text())["metric"])
+    best = choose(metric, [candidate_of(r) for r in ledger.records("done")])
+    assert best is not None and json.loads((ws / "chosen.json").read_text())["name"] == best.name
     res = _cli("submit", str(ws), "--experiment", "no_such_experiment")
     assert res.returncode == 2 and res.stderr.strip().startswith("error:") and "Traceback" not in res.stderr
 

@@ -279,24 +279,31 @@ def ensemble(
 def submit(
     workspace: WorkspaceArg,
     experiment: Annotated[
-        str | None, typer.Option(help="Ledger name to submit (default: best by CV).")
+        str | None,
+        typer.Option(
+            help="Ledger name to submit (default: best by CV; an ensemble within fold noise of it wins)."
+        ),
     ] = None,
 ) -> None:
-    """Write submission.csv from the best experiment by CV (or a named one), validated."""
+    """Write submission.csv from the best experiment or ensemble (or a named one), validated."""
+    from medalist.metrics import get_metric
     from medalist.pipeline import candidate_of
-    from medalist.submit import promote
+    from medalist.submit import choose, promote
 
     ws, data, _, ledger = _open_workspace(workspace)
     if experiment:
         rec = ledger.get(experiment)
         if rec is None or rec.status != "done":
             raise MedalistError(f"no finished experiment named {experiment!r} in {ws.ledger}")
+        cand = candidate_of(rec)
     else:
-        rec = ledger.best(data.spec.lower_is_better)
-        if rec is None:
+        done = [candidate_of(r) for r in ledger.records("done") if r.cv_score is not None]
+        best = choose(get_metric(data.spec.metric), done)
+        if best is None:
             raise MedalistError("the ledger holds no finished experiment; run `medalist solve` first")
-    promote(ws, data, candidate_of(rec), force=True)
-    out.print(f"wrote {ws.submission_csv} from {rec.name} (cv {rec.cv_score})")
+        cand = best
+    promote(ws, data, cand, force=True)
+    out.print(f"wrote {ws.submission_csv} from {cand.name} (cv {cand.cv_score})")
 
 
 def _print_ledger(ws, best_name: str | None) -> None:

@@ -56,7 +56,12 @@ def candidate_of(rec) -> Any:
 
     transform = rec.params.get("transform") if isinstance(rec.params, dict) else None
     return Candidate(
-        rec.name, rec.cv_score, Path(rec.test_path), transform if isinstance(transform, dict) else None
+        rec.name,
+        rec.cv_score,
+        Path(rec.test_path),
+        transform if isinstance(transform, dict) else None,
+        kind=rec.kind,
+        fold_scores=[float(s) for s in rec.fold_scores or []],
     )
 
 

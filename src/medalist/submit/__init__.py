@@ -1,21 +1,23 @@
 """Submit: decode an experiment's test predictions, format them like the sample, validate, write.
 
 A submission is only ever written after validation, atomically; ``submission.csv`` is replaced only by
-a candidate with a better CV score (design §1, issue 3.8).
+a candidate with a better CV score (design §1, issue 3.8), with one exception (:func:`replaces`): between
+a single experiment and an ensemble, the single one must win by more than the noise of their per-fold
+difference.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from medalist.errors import CheckError, MedalistError
-from medalist.metrics import get_metric
+from medalist.metrics import Metric, get_metric
 from medalist.setup.data import TaskData
 from medalist.setup.formatter import format_submission, write_submission
 from medalist.setup.spec import TargetTransform, TaskSpec
@@ -54,6 +56,54 @@ class Candidate:
     cv_score: float
     test_path: Path
     transform: dict | None = None
+    kind: str = "model"  # the ledger kind: model | script | ensemble | ...
+    fold_scores: list[float] = field(default_factory=list)
+
+
+def _fold_noise(a: list[float] | None, b: list[float] | None) -> float | None:
+    """Standard error of the mean per-fold difference of two candidates scored on the same folds."""
+    if not a or not b or len(a) != len(b) or len(a) < 2:
+        return None
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if not np.all(np.isfinite(d)):
+        return None
+    return float(np.std(d, ddof=1) / np.sqrt(len(d)))
+
+
+def replaces(metric: Metric, cand: Candidate, current: dict | None) -> bool:
+    """Whether ``cand`` should take the place of the current choice (``chosen.json``'s content).
+
+    By CV, except between a single experiment and an ensemble: the single one keeps or takes the place
+    only when it is better by more than one standard error of the per-fold difference. The best of many
+    experiments is picked for its CV, which flatters it; an ensemble's CV is nested and its errors average.
+    """
+    if not current or current.get("cv_score") is None or cand.cv_score is None:
+        return True
+    better = metric.better(cand.cv_score, current["cv_score"])
+    cand_ens, current_ens = cand.kind == "ensemble", current.get("kind") == "ensemble"
+    noise = _fold_noise(cand.fold_scores, current.get("fold_scores"))
+    if cand_ens == current_ens or noise is None:
+        return better
+    gap = abs(cand.cv_score - current["cv_score"])
+    return (better or gap <= noise) if cand_ens else (better and gap > noise)
+
+
+def choose(metric: Metric, candidates: list[Candidate]) -> Candidate | None:
+    """The candidate :func:`promote` would end on when offered all of them, best CV first."""
+    ranked = sorted(
+        (c for c in candidates if c.cv_score is not None and np.isfinite(c.cv_score)),
+        key=lambda c: c.cv_score if metric.lower_is_better else -c.cv_score,
+    )
+    best: Candidate | None = None
+    for cand in ranked:
+        current = (
+            None
+            if best is None
+            else {"cv_score": best.cv_score, "kind": best.kind, "fold_scores": best.fold_scores}
+        )
+        if replaces(metric, cand, current):
+            best = cand
+    return best
 
 
 def build_submission(
@@ -93,23 +143,26 @@ def write_candidate(ws: Workspace, data: TaskData, cand: Candidate) -> Path:
 
 
 def promote(ws: Workspace, data: TaskData, cand: Candidate, force: bool = False) -> bool:
-    """Make ``cand`` the chosen submission.csv when its CV beats the current one (or ``force``)."""
+    """Make ``cand`` the chosen submission.csv when it :func:`replaces` the current one (or ``force``)."""
     metric = get_metric(data.spec.metric)
     chosen = ws.root / "chosen.json"
     current = json.loads(chosen.read_text()) if chosen.exists() else None
-    if (
-        current
-        and not force
-        and current.get("cv_score") is not None
-        and cand.cv_score is not None
-        and not metric.better(cand.cv_score, current["cv_score"])
-    ):
+    if not force and not replaces(metric, cand, current):
         return False
     path = write_candidate(ws, data, cand)
     tmp = ws.submission_csv.with_suffix(".csv.tmp")
     shutil.copyfile(path, tmp)
     tmp.replace(ws.submission_csv)
-    write_json_atomic(chosen, {"name": cand.name, "cv_score": cand.cv_score, "file": str(path)})
+    write_json_atomic(
+        chosen,
+        {
+            "name": cand.name,
+            "cv_score": cand.cv_score,
+            "file": str(path),
+            "kind": cand.kind,
+            "fold_scores": cand.fold_scores,
+        },
+    )
     return True
 
 
