@@ -123,20 +123,31 @@ def _to_float(s: pd.Series) -> pd.Series:
     return num.fillna(mapped).astype("float32")
 
 
-def _datetime_parts(name: str, s: pd.Series) -> dict[str, pd.Series]:
+def _datetime_parts(name: str, s: pd.Series, n_train: int) -> dict[str, pd.Series]:
+    """Calendar parts and days elapsed of train + test values (train rows first). A calendar part whose
+    test values never occur in train is left out: no model can learn what its values mean (bike-sharing's
+    test rows are days 20 to 31 of each month, its training rows days 1 to 19)."""
     dt = parse_datetime(s)
     base = dt.min()
     elapsed = (dt - base).dt.total_seconds() / 86400.0
-    parts = {
+    calendar = {
         f"{name}__year": dt.dt.year,
         f"{name}__month": dt.dt.month,
         f"{name}__day": dt.dt.day,
         f"{name}__dayofweek": dt.dt.day_of_week,
         f"{name}__hour": dt.dt.hour,
         f"{name}__dayofyear": dt.dt.day_of_year,
-        f"{name}__elapsed": elapsed,
     }
+    parts = {k: v for k, v in calendar.items() if not _unseen_in_train(v, n_train)}
+    parts[f"{name}__elapsed"] = elapsed
     return {k: v.astype("float32") for k, v in parts.items()}
+
+
+def _unseen_in_train(values: pd.Series, n_train: int) -> bool:
+    """Whether the test rows (after the first ``n_train``) hold values and none of them occurs in train."""
+    seen = set(values.iloc[:n_train].dropna().unique())
+    new = set(values.iloc[n_train:].dropna().unique())
+    return bool(new) and not (new & seen)
 
 
 def _text_stats(name: str, s: pd.Series) -> dict[str, pd.Series]:
@@ -488,7 +499,7 @@ def prepare_features(
                 cols[f"{col}__count"] = _counts(_canon(s))
                 cols.update(_string_parts(col, s))
             elif col in roles.datetime:
-                cols.update(_datetime_parts(col, s))
+                cols.update(_datetime_parts(col, s, n_train))
             elif col in roles.text:
                 cols.update(_text_stats(col, s))
                 text_in_tabular.append(col)
