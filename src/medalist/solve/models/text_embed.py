@@ -151,8 +151,9 @@ class SentenceEncoder:
     ) -> np.ndarray:
         """(n, dim) embeddings of ``texts`` (computed once per distinct text and model) with ``threads``
         torch threads (None: the families' default). New texts are encoded and cached in chunks; with a
-        ``deadline`` (time.monotonic()), BudgetExceeded stops it before a chunk that would end past it
-        (the chunks done stay cached for the next try)."""
+        ``deadline`` (time.monotonic()), BudgetExceeded stops it as soon as the pace so far says the rest
+        would end past it, so a run on a slow machine loses one chunk's time, not the whole limit (the
+        chunks done stay cached for the next try)."""
         self._read_disk()
         keys = [_text_key(str(t)) for t in texts]
         todo: dict[bytes, str] = {}
@@ -168,12 +169,14 @@ class SentenceEncoder:
             start, done = time.monotonic(), 0
             for i in range(0, len(pending), ENCODE_CHUNK):
                 pace = (time.monotonic() - start) / done if done else 0.0
-                chunk = pending[i : i + ENCODE_CHUNK]
-                if deadline is not None and time.monotonic() + pace * len(chunk) > deadline:
+                if deadline is not None and time.monotonic() + pace * (len(pending) - done) > deadline:
                     raise BudgetExceeded(
-                        f"time limit: {done} of {len(pending)} new texts embedded when the time allowed ran "
-                        "out (they stay cached for the next try)"
+                        f"time limit: {done} of {len(pending)} new texts embedded at "
+                        f"{1 / max(pace, 1e-9):.0f} texts/s would end "
+                        f"{time.monotonic() + pace * (len(pending) - done) - deadline:.0f} s past the time "
+                        "allowed (those embedded stay cached for the next try)"
                     )
+                chunk = pending[i : i + ENCODE_CHUNK]
                 emb = model.encode(
                     [t for _, t in chunk],
                     batch_size=self.batch_size,
