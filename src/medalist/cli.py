@@ -297,8 +297,7 @@ def submit(
             raise MedalistError(f"no finished experiment named {experiment!r} in {ws.ledger}")
         cand = candidate_of(rec)
     else:
-        done = [candidate_of(r) for r in ledger.records("done") if r.cv_score is not None]
-        best = choose(get_metric(data.spec.metric), done)
+        best = choose(get_metric(data.spec.metric), [candidate_of(r) for r in ledger.records("done")])
         if best is None:
             raise MedalistError("the ledger holds no finished experiment; run `medalist solve` first")
         cand = best

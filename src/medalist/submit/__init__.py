@@ -59,6 +59,16 @@ class Candidate:
     kind: str = "model"  # the ledger kind: model | script | ensemble | ...
     fold_scores: list[float] = field(default_factory=list)
 
+    def entry(self, file: Path | None = None) -> dict:
+        """What ``chosen.json`` holds of this candidate (and :func:`replaces` reads of it)."""
+        out = {
+            "name": self.name,
+            "cv_score": self.cv_score,
+            "kind": self.kind,
+            "fold_scores": self.fold_scores,
+        }
+        return out if file is None else {**out, "file": str(file)}
+
 
 def _fold_noise(a: list[float] | None, b: list[float] | None) -> float | None:
     """Standard error of the mean per-fold difference of two candidates scored on the same folds."""
@@ -96,12 +106,7 @@ def choose(metric: Metric, candidates: list[Candidate]) -> Candidate | None:
     )
     best: Candidate | None = None
     for cand in ranked:
-        current = (
-            None
-            if best is None
-            else {"cv_score": best.cv_score, "kind": best.kind, "fold_scores": best.fold_scores}
-        )
-        if replaces(metric, cand, current):
+        if replaces(metric, cand, None if best is None else best.entry()):
             best = cand
     return best
 
@@ -153,16 +158,7 @@ def promote(ws: Workspace, data: TaskData, cand: Candidate, force: bool = False)
     tmp = ws.submission_csv.with_suffix(".csv.tmp")
     shutil.copyfile(path, tmp)
     tmp.replace(ws.submission_csv)
-    write_json_atomic(
-        chosen,
-        {
-            "name": cand.name,
-            "cv_score": cand.cv_score,
-            "file": str(path),
-            "kind": cand.kind,
-            "fold_scores": cand.fold_scores,
-        },
-    )
+    write_json_atomic(chosen, cand.entry(path))
     return True
 
 

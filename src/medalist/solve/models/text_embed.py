@@ -168,12 +168,13 @@ class SentenceEncoder:
             pending = list(todo.items())
             start, done = time.monotonic(), 0
             for i in range(0, len(pending), ENCODE_CHUNK):
-                pace = (time.monotonic() - start) / done if done else 0.0
-                if deadline is not None and time.monotonic() + pace * (len(pending) - done) > deadline:
+                now = time.monotonic()
+                pace = (now - start) / done if done else 0.0
+                end = now + pace * (len(pending) - done)  # at the pace so far
+                if deadline is not None and end > deadline:
                     raise BudgetExceeded(
                         f"time limit: {done} of {len(pending)} new texts embedded at "
-                        f"{1 / max(pace, 1e-9):.0f} texts/s would end "
-                        f"{time.monotonic() + pace * (len(pending) - done) - deadline:.0f} s past the time "
+                        f"{1 / max(pace, 1e-9):.0f} texts/s would end {end - deadline:.0f} s past the time "
                         "allowed (those embedded stay cached for the next try)"
                     )
                 chunk = pending[i : i + ENCODE_CHUNK]
