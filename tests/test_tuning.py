@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from medalist.errors import MedalistError
 from medalist.solve.folds import fold_splits, make_folds
+from medalist.solve import tuning
 from medalist.solve.tuning import hebo_unavailable, tune
 from tests.solve_helpers import S3E9, NumericFeatures, competition_data
 
@@ -55,22 +56,27 @@ def test_optuna_minimises_counts_failures_and_is_seeded():
     assert [h[1] for h in again.history] == [h[1] for h in res.history]
 
 
-def test_time_budget_stops_the_search():
+def test_time_budget_stops_the_search(monkeypatch):
+    """The budget is wall time from the call, import and set-up included; a fake clock that each trial
+    advances by 0.1 s makes the count exact (a real clock on a loaded machine made it flaky)."""
+    now = [0.0]
+    monkeypatch.setattr(tuning, "time", SimpleNamespace(monotonic=lambda: now[0]))
+
     def slow(p: dict) -> float:
-        time.sleep(0.1)
+        now[0] += 0.1
         return p["x"]
 
-    t0 = time.monotonic()
     res = tune(
         slow,
         {"x": ("float", 0, 1)},
         engine="optuna",
         lower_is_better=False,
         n_trials=None,
-        time_budget=0.5,
+        time_budget=0.45,
         seed=1,
     )
-    assert time.monotonic() - t0 < 1.5 and 3 <= len(res.history) <= 7
+    assert len(res.history) == 5  # trials start at 0.0, 0.1, ..., 0.4 s; none at 0.5
+    assert [round(h[0], 1) for h in res.history] == [0.1, 0.2, 0.3, 0.4, 0.5]
     assert res.best_score == max(h[2] for h in res.history)
 
 
