@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from itertools import product
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -54,6 +56,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=int, default=4)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/medalist-hpo"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--seeds", default="0", help="comma-separated search seeds; each engine runs once per seed"
+    )
     args = ap.parse_args()
     console = Console(width=150)
     rows = []
@@ -66,36 +71,50 @@ def main() -> None:
         family = get_model(args.model)
         space = family.search_space(model_task(data))
         lower = data.spec.lower_is_better
-        for engine in ("optuna", "hebo"):
-            ledger = Ledger(ws.experiments / f"ledger_{engine}.sqlite")
-
+        for seed, engine in product([int(s) for s in args.seeds.split(",")], ("optuna", "hebo")):
+            ledger = Ledger(ws.experiments / f"ledger_{engine}_{seed}.sqlite")
             objective = make_objective(ws, data, folds, ledger, args.model, engine)
             result = tune(
-                objective, space, engine=engine, lower_is_better=lower, time_budget=60 * args.minutes
+                objective,
+                space,
+                engine=engine,
+                lower_is_better=lower,
+                time_budget=60 * args.minutes,
+                seed=seed,
             )
             curve = best_by_minute(result.history, args.minutes, lower)
+            trial_seconds = float(np.median([r.seconds for r in ledger.records(status=None)] or [0.0]))
             rows.append(
                 {
                     "competition": slug,
                     "metric": data.spec.metric,
                     "engine": engine,
+                    "seed": seed,
                     "trials": len(result.history),
+                    "trial_seconds": trial_seconds,
                     "best": result.best_score,
                     "by_minute": curve,
                 }
             )
-            console.print(f"{slug} {engine}: {len(result.history)} trials, best {result.best_score:.5f}")
+            console.print(
+                f"{slug} {engine} seed {seed}: {len(result.history)} trials ({trial_seconds:.1f} s each), "
+                f"best {result.best_score:.5f}"
+            )
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=2))
     table = Table(title=f"best CV per minute: Optuna TPE vs HEBO ({args.model})")
-    for c in ["competition", "metric", "engine", "trials"] + [f"{m} min" for m in range(1, args.minutes + 1)]:
+    for c in ["competition", "metric", "engine", "seed", "trials", "s/trial"] + [
+        f"{m} min" for m in range(1, args.minutes + 1)
+    ]:
         table.add_column(c)
     for r in rows:
         table.add_row(
             r["competition"],
             r["metric"],
             r["engine"],
+            str(r["seed"]),
             str(r["trials"]),
+            f"{r['trial_seconds']:.1f}",
             *[("-" if v is None else f"{v:.5f}") for v in r["by_minute"]],
         )
     console.print(table)

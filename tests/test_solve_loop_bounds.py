@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from medalist.policy.base import Proposal, SolveState
+from medalist.solve import loop as loop_module
 from medalist.solve.folds import load_or_make_folds
 from medalist.solve.ledger import Ledger
 from medalist.solve.loop import SolveLoop
 from medalist.solve.runner import fold_jobs
+from medalist.solve.tuning import hebo_unavailable
 from tests.solve_helpers import TITANIC, competition_workspace
 
 
@@ -43,3 +45,60 @@ def test_a_proposal_bound_reaches_the_folds(tmp_path: Path, competitions: Path) 
     # the other: 80 % of the time left (about 600 s) shared the same way
     assert 0.8 * 500 / waves < records["unbounded"].params["max_seconds"] <= 0.8 * 600 / waves
     assert records["bounded"].cv_score > 0.7 and records["unbounded"].cv_score > 0.7
+
+
+class LinearThenTune:
+    """A scripted policy (plumbing test): a linear baseline, then one short tuning round on it."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.queue = [Proposal("spec", model="linear", why="baseline")]
+
+    def propose(self, state: SolveState) -> list[Proposal]:
+        if self.queue:
+            return [self.queue.pop(0)]
+        if not any(r.note.startswith("hpo") for r in state.done + state.failed):
+            parent = state.done[-1].name
+            return [Proposal("tune", model="linear", tune_seconds=6.0, why="tune", parent=parent)]
+        return []
+
+
+@pytest.mark.parametrize("hebo_from", [1e9, 0.0])
+def test_auto_tuning_engine_follows_the_trial_cost(
+    tmp_path: Path, competitions: Path, monkeypatch: pytest.MonkeyPatch, hebo_from: float
+) -> None:
+    """'auto' tunes with TPE when the parent experiment took less than the threshold (here: any, as it is
+    raised out of reach), else with HEBO when HEBO runs on this machine (here: any, as it is 0)."""
+    monkeypatch.setattr(loop_module, "HEBO_MIN_TRIAL_SECONDS", hebo_from)
+    ws, data = competition_workspace(tmp_path, competitions, TITANIC)
+    folds = load_or_make_folds(ws, data, 5, seed=0)
+    ledger = Ledger(ws.ledger)
+    events: list[tuple[str, dict]] = []
+    loop = SolveLoop(
+        ws,
+        data,
+        folds,
+        ledger,
+        LinearThenTune(),
+        deadline=time.monotonic() + 120.0,
+        on_event=lambda kind, info: events.append((kind, info)),
+        tune_engine="auto",
+    )
+    loop.run()
+    baseline = ledger.records("done")[0]
+    assert baseline.note == "baseline" and baseline.seconds > 0
+    trials = [r for r in ledger.records(status=None) if r.note.startswith("hpo")]
+    expected = "optuna" if hebo_from > baseline.seconds or hebo_unavailable() is not None else "hebo"
+    assert trials and {r.note for r in trials} == {f"hpo {expected}"}
+    tuned = [info for kind, info in events if kind == "tuned"]
+    assert tuned == [{**tuned[0], "engine": expected, "trials": len(trials)}]
+
+
+def test_resolve_engine() -> None:
+    cheap = loop_module.HEBO_MIN_TRIAL_SECONDS / 2
+    assert loop_module.resolve_engine("auto", cheap) == "optuna"
+    slow_or_unknown = "optuna" if hebo_unavailable() is not None else "hebo"
+    assert loop_module.resolve_engine("auto", 2 * loop_module.HEBO_MIN_TRIAL_SECONDS) == slow_or_unknown
+    assert loop_module.resolve_engine("auto", None) == slow_or_unknown
+    assert loop_module.resolve_engine("hebo", cheap) == "hebo"  # a named engine is taken as given

@@ -13,8 +13,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from medalist.errors import MedalistError
-from medalist.solve.folds import fold_splits, make_folds
 from medalist.solve import tuning
+from medalist.solve.folds import fold_splits, make_folds
 from medalist.solve.tuning import hebo_unavailable, tune
 from tests.solve_helpers import S3E9, NumericFeatures, competition_data
 

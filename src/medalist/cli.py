@@ -115,7 +115,8 @@ def run(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for folds and models.")] = 0,
     tune_engine: Annotated[
-        str, typer.Option(help="auto (HEBO where it runs, else Optuna TPE) | optuna | hebo")
+        str,
+        typer.Option(help="auto (Optuna TPE for trials under 3 s, else HEBO where it runs) | optuna | hebo"),
     ] = "auto",
     skip_models: Annotated[str, typer.Option(help="Model families not to use, comma separated.")] = "",
     max_llm_tokens: MaxTokensOpt = None,
@@ -223,7 +224,8 @@ def solve(
         float, typer.Option("--time-budget", "-t", help="Seconds for more experiments.")
     ] = 300.0,
     tune_engine: Annotated[
-        str, typer.Option(help="auto (HEBO where it runs, else Optuna TPE) | optuna | hebo")
+        str,
+        typer.Option(help="auto (Optuna TPE for trials under 3 s, else HEBO where it runs) | optuna | hebo"),
     ] = "auto",
 ) -> None:
     """Run more experiments on an existing workspace (finished ones are never repeated)."""
