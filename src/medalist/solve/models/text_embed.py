@@ -174,7 +174,7 @@ class SentenceEncoder:
                 if deadline is not None and end > deadline:
                     raise BudgetExceeded(
                         f"time limit: {done} of {len(pending)} new texts embedded at "
-                        f"{1 / max(pace, 1e-9):.0f} texts/s would end {end - deadline:.0f} s past the time "
+                        f"{1 / max(pace, 1e-9):.0f} texts/s would end {end - deadline:.1f} s past the time "
                         "allowed (those embedded stay cached for the next try)"
                     )
                 chunk = pending[i : i + ENCODE_CHUNK]
