@@ -561,6 +561,8 @@ def test_encoding_stops_at_its_deadline_and_keeps_what_it_embedded(
     again = SentenceEncoder()
     again._read_disk()
     assert len(again._mem) == 2 * chunk
+    with pytest.raises(BudgetExceeded, match=rf"ended before any of {8 * chunk} new texts was embedded"):
+        again.encode(texts, deadline=time.monotonic() - 1.0)  # no pace yet: says so, no rate
     emb = again.encode(texts)  # no deadline: the rest
     assert emb.shape == (len(texts), 384) and len(again._mem) == len(texts)
     np.testing.assert_allclose(emb[:chunk], enc.encode(texts[:chunk]), atol=1e-5)

@@ -299,10 +299,9 @@ def submit(
             raise MedalistError(f"no finished experiment named {experiment!r} in {ws.ledger}")
         cand = candidate_of(rec)
     else:
-        best = choose(get_metric(data.spec.metric), [candidate_of(r) for r in ledger.records("done")])
-        if best is None:
+        cand = choose(get_metric(data.spec.metric), [candidate_of(r) for r in ledger.records("done")])
+        if cand is None:
             raise MedalistError("the ledger holds no finished experiment; run `medalist solve` first")
-        cand = best
     promote(ws, data, cand, force=True)
     out.print(f"wrote {ws.submission_csv} from {cand.name} (cv {cand.cv_score})")
 

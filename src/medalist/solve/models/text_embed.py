@@ -172,6 +172,11 @@ class SentenceEncoder:
                 pace = (now - start) / done if done else 0.0
                 end = now + pace * (len(pending) - done)  # at the pace so far
                 if deadline is not None and end > deadline:
+                    if not done:
+                        raise BudgetExceeded(
+                            f"time limit: the time allowed ended before any of {len(pending)} new texts was "
+                            "embedded"
+                        )
                     raise BudgetExceeded(
                         f"time limit: {done} of {len(pending)} new texts embedded at "
                         f"{1 / max(pace, 1e-9):.0f} texts/s would end {end - deadline:.1f} s past the time "
