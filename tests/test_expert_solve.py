@@ -76,10 +76,26 @@ def test_skips_what_does_not_fit_the_time_left():
 
 def test_tunes_in_time_when_baselines_are_slow():
     solver = ExpertSolver()
-    done = [_rec("lgbm", 0.8, seconds=60.0), _rec("catboost", 0.81, seconds=70.0)]
+    done = [_rec("lgbm", 0.8, seconds=20.0), _rec("catboost", 0.81, seconds=25.0)]
     state = _state(done, time_left=150.0)  # 150 of 300 s left and nothing tuned yet
     proposal = solver.propose(state)[0]
     assert proposal.kind == "tune" and proposal.model == "catboost"
+    assert proposal.tune_seconds >= 2 * 25.0
+
+
+def test_a_tuning_round_too_short_for_two_trials_goes_to_the_next_family():
+    """house-prices at 300 s: a 56 s round on a 66 s CatBoost ran a single 112 s trial. A round must fit two
+    trials at its parent's cost, else the next best family is tuned; with more time left the best is."""
+    solver = ExpertSolver()
+    done = [_rec("lgbm", 0.8, seconds=20.0), _rec("catboost", 0.81, seconds=70.0)]
+    short = solver.propose(_state(done, time_left=150.0))[0]  # a round would get 52.5 s
+    assert short.kind == "tune" and short.model == "lgbm", short
+    slow = [_rec("lgbm", 0.8, seconds=30.0), _rec("catboost", 0.81, seconds=70.0)]
+    assert solver.propose(_state(slow, time_left=150.0))[0].kind == "spec"  # nothing fits two trials
+    roomy = _state(done, time_left=140.0 / 0.35 + 1.0)
+    roomy.time_total = 800.0  # the same share of the solve left, so tuning still comes first
+    long = solver.propose(roomy)[0]
+    assert long.kind == "tune" and long.model == "catboost" and long.tune_seconds >= 140.0
 
 
 def test_recipes_then_tuning_then_diversity():

@@ -4,6 +4,7 @@ trivial (prior / mean) prediction on held-out rows by the competition's metric."
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -339,11 +340,43 @@ def test_mlp_stops_at_its_time_bound(tasks: dict[str, TaskData]) -> None:
     assert not np.array_equal(unbounded[0], bounded[0])
 
 
-def test_catboost_stops_at_its_time_bound(tasks: dict[str, TaskData]) -> None:
-    """The same for CatBoost (a callback): a bound already passed keeps the first tree only, so its
-    predictions barely leave the base rate while the unbounded model's spread out."""
+@pytest.mark.parametrize("higher_is_better", [False, True])
+def test_lightgbm_time_bound_stops_at_the_best_iteration_so_far(higher_is_better: bool) -> None:
+    """LightGBM's bound runs before early stopping, so it tracks the best iteration itself: stopped at the
+    fourth, it names the best of the four on the stopping rows (the last one when there are no such rows)."""
+    import lightgbm as lgb
+
+    from medalist.solve.models.gbdt import _LGBMTimeBound
+
+    sign = -1.0 if higher_is_better else 1.0
+    bound = _LGBMTimeBound(3600.0)
+    for it, loss in enumerate([3.0, 2.0, 2.5]):
+        bound(
+            SimpleNamespace(
+                iteration=it, evaluation_result_list=[("valid_0", "m", sign * loss, higher_is_better)]
+            )
+        )
+    bound.deadline = 0.0
+    with pytest.raises(lgb.callback.EarlyStopException) as stop:
+        bound(
+            SimpleNamespace(
+                iteration=3, evaluation_result_list=[("valid_0", "m", sign * 2.2, higher_is_better)]
+            )
+        )
+    assert stop.value.best_iteration == 1 and stop.value.best_score[0][2] == sign * 2.0
+    blind = _LGBMTimeBound(0.0)
+    with pytest.raises(lgb.callback.EarlyStopException) as stop:
+        blind(SimpleNamespace(iteration=7, evaluation_result_list=[]))
+    assert stop.value.best_iteration == 7
+
+
+@pytest.mark.parametrize("model", ["catboost", "lgbm", "xgb"])
+def test_gbdt_stops_at_its_time_bound(tasks: dict[str, TaskData], model: str) -> None:
+    """The same for the GBDTs (a callback each, beside early stopping): a bound already passed keeps the
+    first tree only, so its predictions barely leave the base rate while the unbounded model's spread out.
+    (LightGBM's bound used to be dropped whenever early stopping was on.)"""
     data = tasks["titanic"]
-    bounded = fit_holdout("catboost", data, {"max_seconds": 1e-9}, seed=1)
-    full = fit_holdout("catboost", data, seed=1)
+    bounded = fit_holdout(model, data, {"max_seconds": 1e-9}, seed=1)
+    full = fit_holdout(model, data, seed=1)
     check_outputs(bounded[0], bounded[1], data, len(bounded[2]))
     assert np.std(bounded[0]) < 0.2 * np.std(full[0]), (np.std(bounded[0]), np.std(full[0]))

@@ -28,6 +28,9 @@ NETWORKS = ("fusion", "cnn", "transformer_ft")
 NETWORK_SHARE = 0.5
 TUNE_BY = 0.55  # if nothing is tuned when this share of the solve time is left, tune before anything else
 MAX_TRIALS = 60  # tuning rounds on one family stop once it has this many trials
+# A tuning round is worth its time only if it fits this many trials at its parent's cost (on
+# house-prices-advanced-regression-techniques at 300 s, a 56 s round on a 66 s CatBoost ran one 112 s trial).
+MIN_ROUND_TRIALS = 2
 MAX_SEEDS = 6
 MANY_CLASSES = 20
 # Many classes: a tree per class and round makes GBDTs slow and weak, so LightGBM alone stands for them
@@ -166,13 +169,17 @@ class ExpertSolver:
         ]
 
     def _tune(self, state: SolveState) -> list[Proposal]:
-        """Tune the best family overall, then the best GBDT when that is another family."""
-        out = []
+        """Tune the best family overall, then the best GBDT when that is another family; a family whose
+        round would not fit MIN_ROUND_TRIALS trials gives its place to the next best."""
+        if state.time_left < 45:
+            return []
+        seconds = max(30.0, self.tune_share * state.time_left)
+        leaders = [r for r in self._family_leaders(state) if MIN_ROUND_TRIALS * r.seconds <= seconds]
+        out: list[Proposal] = []
         for families in (None, GBDTS):
-            best = self._best(state, families)
-            if best is None or state.time_left < 45 or any(p.model == best.model for p in out):
+            best = next((r for r in leaders if families is None or r.model in families), None)
+            if best is None or any(p.model == best.model for p in out):
                 continue
-            seconds = max(30.0, self.tune_share * state.time_left)
             out.append(
                 Proposal(
                     "tune",
@@ -224,10 +231,14 @@ class ExpertSolver:
         return best.model if best else None
 
     def _affordable(self, state: SolveState, p: Proposal) -> bool:
-        """Fits the time left; a network family's first run may also take at most half of it (on
-        leaf-classification at 300 s, a 112 s fusion baseline scoring 1.12 left no time to tune the linear
-        model at 0.12)."""
+        """Fits the time left; a tuning round must also fit MIN_ROUND_TRIALS trials at its parent's cost, and
+        a network family's first run may take at most half the time left (on leaf-classification at 300 s,
+        a 112 s fusion baseline scoring 1.12 left no time to tune the linear model at 0.12)."""
         estimate = self._estimate(state, p)
+        if p.kind == "tune":
+            parent = next((r for r in state.done if r.name == p.parent), None)
+            if parent is not None and MIN_ROUND_TRIALS * parent.seconds > p.tune_seconds:
+                return False
         if p.kind == "spec" and p.model in NETWORKS and not any(r.model == p.model for r in state.done):
             return estimate <= NETWORK_SHARE * state.time_left
         return estimate <= state.time_left
@@ -282,7 +293,8 @@ def _tuned(state: SolveState, p: Proposal) -> bool:
 
 def _other_seeds(best: ExperimentRecord, seeds: range) -> list[Proposal]:
     """The best experiment again with other seeds (its tuned parameters when a trial found it)."""
-    params = dict(best.params) if _is_trial(best) else {}
+    # a trial's own parameters, without the time bound it ran under
+    params = {k: v for k, v in best.params.items() if k != "max_seconds"} if _is_trial(best) else {}
     return [
         Proposal(
             "spec",

@@ -26,6 +26,10 @@ Event = Callable[[str, dict[str, Any]], None]
 # TPE 0.8418 / 0.8406 in ~190 trials vs HEBO 0.8328 / 0.8384 in ~28; spaceship-titanic (~6 s a trial)
 # HEBO 0.8102 / 0.8093 vs TPE 0.8090 / 0.8083
 HEBO_MIN_TRIAL_SECONDS = 3.0
+# A tuning trial trains for at most this many times its expected cost (its parent's seconds), and never past
+# the round's end: HEBO's first draws on playground-series-s4e2 took 161 s and 72 s where the parent took 23 s,
+# in a round of about 70 s. Families without a time bound (linear, forests, k-NN) run to the end.
+TRIAL_SLACK = 3.0
 
 
 def resolve_engine(name: str, trial_seconds: float | None = None) -> str:
@@ -208,12 +212,17 @@ class SolveLoop:
         if not space:
             return
         budget = min(p.tune_seconds, max(0.0, self.time_left()))
-        engine = resolve_engine(self.tune_engine, self._trial_seconds(p))
+        round_end = time.monotonic() + budget
+        expected = self._trial_seconds(p)
+        engine = resolve_engine(self.tune_engine, expected)
         worst = float("inf") if self.data.spec.lower_is_better else float("-inf")
 
         def objective(params: dict[str, Any]) -> float:
             spec = ExperimentSpec(p.model, params, p.features, p.seed, parent=p.parent, note=f"hpo {engine}")
-            rec = self._run_spec(spec)
+            bound = max(1.0, round_end - time.monotonic())
+            if expected:
+                bound = min(bound, TRIAL_SLACK * expected)
+            rec = self._run_spec(spec, bound)
             return rec.cv_score if rec.status == "done" and rec.cv_score is not None else worst
 
         result = tune(

@@ -26,6 +26,10 @@ def _size_defaults(n_rows: int) -> dict[str, Any]:
     return {"learning_rate": 0.05, "leaves": 63, "min_leaf": 40, "fixed_rounds": 1200}
 
 
+# Parameters medalist reads itself; the others go to the library.
+_CONTROL = frozenset({"n_estimators", "early_stopping_rounds", "fixed_rounds", "n_threads", "max_seconds"})
+
+
 def _rounds(params: dict[str, Any], stopping: bool) -> int:
     return int(params["n_estimators"] if stopping else params.get("fixed_rounds", params["n_estimators"]))
 
@@ -48,6 +52,7 @@ class LGBMFamily(Family):
             "lambda_l2": 1.0,
             "max_depth": -1,
             "cat_smooth": 10.0,
+            "max_seconds": 0.0,  # per fold; 0 = no bound (the solve loop sets one at run time)
             "n_estimators": 2000,
             "early_stopping_rounds": 100,
             "fixed_rounds": d["fixed_rounds"],
@@ -80,8 +85,7 @@ class LGBMFamily(Family):
     ) -> tuple[np.ndarray, np.ndarray]:
         import lightgbm as lgb
 
-        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds", "n_threads"}
-        lib = {k: v for k, v in params.items() if k not in control}
+        lib = {k: v for k, v in params.items() if k not in _CONTROL}
         lib.update(
             objective=_lgb_objective(sp),
             metric=_lgb_metric(sp, task),
@@ -96,12 +100,14 @@ class LGBMFamily(Family):
         x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
         train_set = lgb.Dataset(x_fit, y_fit, free_raw_data=True)
         stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"callbacks": []}
         if float(params.get("max_seconds") or 0.0) > 0:
-            kwargs["callbacks"] = [_TimeBound(float(params["max_seconds"]))]
+            kwargs["callbacks"].append(_LGBMTimeBound(float(params["max_seconds"])))
         if stopping:
             kwargs["valid_sets"] = [lgb.Dataset(x_stop, y_stop, reference=train_set)]
-            kwargs["callbacks"] = [lgb.early_stopping(int(params["early_stopping_rounds"]), verbose=False)]
+            kwargs["callbacks"].append(
+                lgb.early_stopping(int(params["early_stopping_rounds"]), verbose=False)
+            )
         booster = lgb.train(lib, train_set, num_boost_round=_rounds(params, stopping), **kwargs)
         it = booster.best_iteration if stopping and booster.best_iteration > 0 else None
         pv = booster.predict(X_valid, num_iteration=it) if len(X_valid) else np.empty((0, _width(sp)))
@@ -154,6 +160,7 @@ class XGBFamily(Family):
             "alpha": 0.0,
             "max_cat_to_onehot": 4,
             "max_bin": 256,
+            "max_seconds": 0.0,  # per fold; 0 = no bound (the solve loop sets one at run time)
             "n_estimators": 2000,
             "early_stopping_rounds": 100,
             "fixed_rounds": d["fixed_rounds"],
@@ -184,8 +191,7 @@ class XGBFamily(Family):
     ) -> tuple[np.ndarray, np.ndarray]:
         import xgboost as xgb
 
-        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds", "n_threads"}
-        lib = {k: v for k, v in params.items() if k not in control}
+        lib = {k: v for k, v in params.items() if k not in _CONTROL}
         lib.update(
             objective={"binary": "binary:logistic", "multiclass": "multi:softprob"}.get(
                 sp.kind, "reg:squarederror"
@@ -201,10 +207,15 @@ class XGBFamily(Family):
         x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
         dfit = xgb.DMatrix(x_fit, y_fit, enable_categorical=True, nthread=int(params["n_threads"]))
         stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
-        kwargs: dict[str, Any] = {"verbose_eval": False}
+        # early stopping first: XGBoost stops asking the callbacks after the first that says stop
+        callbacks: list[Any] = []
+        kwargs: dict[str, Any] = {"verbose_eval": False, "callbacks": callbacks}
         if stopping:
             dstop = xgb.DMatrix(x_stop, y_stop, enable_categorical=True, nthread=int(params["n_threads"]))
-            kwargs.update(evals=[(dstop, "stop")], early_stopping_rounds=int(params["early_stopping_rounds"]))
+            kwargs["evals"] = [(dstop, "stop")]
+            callbacks.append(xgb.callback.EarlyStopping(rounds=int(params["early_stopping_rounds"])))
+        if float(params.get("max_seconds") or 0.0) > 0:
+            callbacks.append(_xgb_time_bound(float(params["max_seconds"])))
         booster = xgb.train(lib, dfit, num_boost_round=_rounds(params, stopping), **kwargs)
         rng = (0, booster.best_iteration + 1) if stopping else (0, 0)
 
@@ -269,8 +280,7 @@ class CatBoostFamily(Family):
     ) -> tuple[np.ndarray, np.ndarray]:
         from catboost import CatBoostClassifier, CatBoostRegressor, Pool
 
-        control = {"n_estimators", "early_stopping_rounds", "fixed_rounds", "n_threads", "max_seconds"}
-        lib = {k: v for k, v in params.items() if k not in control}
+        lib = {k: v for k, v in params.items() if k not in _CONTROL}
         loss = {"binary": "Logloss", "multiclass": "MultiClass"}.get(sp.kind, "RMSE")
         x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
         stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
@@ -319,6 +329,43 @@ class _TimeBound:
 
     def after_iteration(self, info: Any) -> bool:
         return time.monotonic() < self.deadline
+
+
+class _LGBMTimeBound:
+    """LightGBM callback: stop boosting once the fold's time bound has passed, at the best iteration so
+    far on the stopping rows (the last one when there are none). It runs before early stopping, so it
+    keeps its own record of the best."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.best: tuple[int, float, list] | None = None  # iteration, score (higher is better), results
+
+    def __call__(self, env: Any) -> None:
+        import lightgbm as lgb
+
+        results = list(env.evaluation_result_list or [])
+        if results:
+            _, _, value, higher_is_better = results[0][:4]
+            score = value if higher_is_better else -value
+            if self.best is None or score > self.best[1]:
+                self.best = (env.iteration, score, results)
+        if time.monotonic() >= self.deadline:
+            best_iteration, _, best_results = self.best or (env.iteration, 0.0, results)
+            raise lgb.callback.EarlyStopException(best_iteration, best_results)
+
+
+def _xgb_time_bound(seconds: float) -> Any:
+    """XGBoost callback: stop boosting once the fold's time bound has passed (early stopping, when on,
+    keeps the best iteration so far)."""
+    import xgboost as xgb
+
+    deadline = time.monotonic() + seconds
+
+    class TimeBound(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            return time.monotonic() >= deadline
+
+    return TimeBound()
 
 
 def _cb_metric(sp: SubProblem, task: ModelTask) -> str:
