@@ -6,6 +6,8 @@ setup and folds; both graded against private/answers.csv and placed on leaderboa
 
     python bench/run.py ../shared/competitions --time-budget 300 --workdir /tmp/bench [--only a,b] [--json out.json]
     python bench/run.py ../shared/competitions --time-budget 300 --table a.json b.json  # reprint, merged
+
+With --json, a bench cut off resumes: competitions already in the report are not run again.
 """
 
 from __future__ import annotations
@@ -180,8 +182,13 @@ def main() -> None:
     if args.only:
         wanted = args.only.split(",")
         slugs = [s for s in slugs if s in wanted]
-    rows = []
+    # resumable: competitions already in the JSON report are kept and not run again
+    rows = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
+    done = {r["competition"] for r in rows}
     for slug in slugs:
+        if slug in done:
+            console.print(f"[dim]{slug}: already in {args.json}[/]")
+            continue
         comp = args.suite / slug
         console.print(f"[bold]{slug}[/] …")
         m = run_medalist(comp, args.workdir, args.time_budget, args.extra.split())
