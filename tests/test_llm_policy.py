@@ -371,14 +371,14 @@ def test_plan_answers_are_normalised_and_impossible_ones_explained(competitions)
         "task_type": "multi-class",
         "text_columns": "text",
     }
-    plan, derived = derive_plan(spooky, mods, answer, train, expert)
+    plan, derived = derive_plan(spooky, mods, answer, train)
     assert plan["target_columns"] == ["EAP", "HPL", "MWS"] and plan["label_columns"] == ["author"]
     assert plan["task_type"] == "multiclass" and plan["input_columns"] == {"text": ["text"]}
     assert "input_columns" in derived
     with pytest.raises(CheckError, match=r"text_columns.*free text: text"):
-        derive_plan(spooky, mods, {**answer, "text_columns": []}, train, expert)
+        derive_plan(spooky, mods, {**answer, "text_columns": []}, train)
     with pytest.raises(CheckError, match=r"one column per class of 'author'.*regression"):
-        derive_plan(spooky, mods, {**answer, "task_type": "regression"}, train, expert)
+        derive_plan(spooky, mods, {**answer, "task_type": "regression"}, train)
     one_hot = expert.target_map(_ctx(spooky, modalities=mods, plan=plan))
     with pytest.raises(CheckError, match='output "proba"'):
         derive_transform(plan, one_hot, {"output": "labels"})
@@ -394,8 +394,8 @@ def test_plan_answers_are_normalised_and_impossible_ones_explained(competitions)
         "exclude": ["Ticket"],
     }
     with pytest.raises(CheckError, match=r"only 2 distinct values.*binary classification"):
-        derive_plan(titanic, mods, answer, train, expert)
-    plan, _ = derive_plan(titanic, mods, {**answer, "task_type": "classification"}, train, expert)
+        derive_plan(titanic, mods, answer, train)
+    plan, _ = derive_plan(titanic, mods, {**answer, "task_type": "classification"}, train)
     assert plan["task_type"] == "binary" and plan["target_columns"] == ["Survived"]
     assert plan["input_columns"]["text"] == ["Name"] and "Fare" in plan["input_columns"]["tabular"]
     assert plan["excluded_columns"]["Ticket"] == "excluded by the model's plan"

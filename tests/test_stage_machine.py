@@ -10,10 +10,10 @@ import pytest
 
 from medalist.errors import CheckError
 from medalist.intake import open_competition
-from medalist.policy.base import StageContext
 from medalist.policy.expert import ExpertPolicy
 from medalist.setup import run_setup
 from medalist.setup.data import load_task_data
+from medalist.setup.policy import StageContext
 
 DROP_ROWS_FORMATTER = """
 def format_submission(sample, test_ids, predictions):

@@ -12,25 +12,20 @@ import pandas as pd
 from medalist.errors import CheckError
 from medalist.intake import Competition
 from medalist.metrics import get_metric, recognize_metric
-from medalist.policy.base import StageContext, Usage
+from medalist.setup import rules
 from medalist.setup.data import make_keys
+from medalist.setup.policy import StageContext, Usage
 from medalist.setup.profile import (
     IMAGE_EXTENSIONS,
     is_integer_valued,
-    is_structured_id,
     label_dtype,
-    parse_datetime,
     plain_value,
     profile_column,
     sorted_classes,
-    uniqueness,
 )
 from medalist.setup.spec import _key
 
-_POSITIVE = ("1", "True", "true", "yes", "Yes", "Y", "y", "positive", "pos")
-ORDINAL_METRICS = ("qwk",)
 LOG_METRICS = ("rmsle", "rmse_log", "mean_columnwise_rmsle")
-MAX_CLASSES_FOR_LABELS = 200
 
 
 def _base(rel: str) -> str:
@@ -86,7 +81,7 @@ class ExpertPolicy:
         train = comp.read_table(files["train"])
         test = comp.read_table(files["test"]) if files["test"] else None
         sample = comp.read_table(files["sample_submission"])
-        id_column = self._id_column(train, test, sample)
+        id_column = rules.id_column(train, test, sample)
         shared = [c for c in train.columns if test is not None and c in test.columns]
         inputs: set[str] = set()
         for col in shared:
@@ -147,182 +142,20 @@ class ExpertPolicy:
             raise CheckError(f"no test table found among {tables[:6]}: expected a file named like test.csv")
         return {"train": train, "test": test, "sample_submission": sample, "train_labels": labels}
 
-    def _id_column(self, train: pd.DataFrame, test: pd.DataFrame | None, sample: pd.DataFrame) -> str:
-        """The sample submission column that identifies test rows (it must also be in the test table)."""
-        if test is None:
-            return str(sample.columns[0])
-        candidates = [c for c in sample.columns if c in test.columns]
-        if not candidates:
-            rows = (
-                f"; it has {len(sample)} rows and the test table {len(test)}"
-                if len(sample) != len(test)
-                else ""
-            )
-            raise CheckError(
-                f"the sample submission's columns {list(sample.columns)[:6]} include no id column of the test "
-                f"table{rows}: the sample must name each test row by an id the test table holds"
-            )
-        return str(
-            max(candidates, key=lambda c: (round(uniqueness(test[c]), 2), -list(sample.columns).index(c)))
-        )
-
     # ------------------------------------------------------------------ plan
     def plan(self, ctx: StageContext) -> dict[str, Any]:
         comp = ctx.competition
         mods = ctx.artifacts["modalities"]
         files = mods["files"]
-        train = self._train_table(comp, files)
+        train = rules.train_table(comp, files)
         test = comp.read_table(files["test"]) if files["test"] else None
         sample = comp.read_table(files["sample_submission"])
         id_column = mods["id_column"]
-        test_cols = set(test.columns) if test is not None else {id_column}
-        target_columns = [c for c in sample.columns if c != id_column and c not in test_cols]
-        if not target_columns:
-            raise CheckError(
-                f"sample submission columns {list(sample.columns)} name no target: every column is also in the "
-                "test table"
-            )
-        label_columns, one_hot = self._label_columns(train, test_cols, target_columns)
-        task_type = self._task_type(comp, train, sample, target_columns, label_columns, one_hot)
-        train_only = [c for c in train.columns if c not in test_cols and c not in label_columns]
-        excluded: dict[str, str] = dict.fromkeys(
-            train_only, "in train but not in test (not available at prediction time)"
-        )
-        input_columns: dict[str, list[str]] = {"tabular": [], "text": [], "image": []}
-        categorical, datetimes = [], []
-        for col in train.columns:
-            if col in label_columns or col in excluded or col not in test_cols:
-                continue
-            prof = profile_column(train[col])
-            if (
-                col == id_column
-                and prof.kind not in ("datetime", "text")
-                and not is_structured_id(train[col])
-            ):
-                excluded[col] = "id column"
-                continue
-            if not prof.is_input_kind:
-                excluded[col] = f"{prof.kind} column"
-                continue
-            if prof.kind == "text":
-                input_columns["text"].append(col)
-            elif prof.kind == "image_path":
-                input_columns["image"].append(col)
-            else:
-                input_columns["tabular"].append(col)
-                if prof.kind == "categorical":
-                    categorical.append(col)
-                elif prof.kind == "datetime":
-                    datetimes.append(col)
-        if mods.get("image", {}).get("by") == "id" or mods.get("image", {}).get("by") == "column":
-            input_columns["image"] = ["path"]
-        modalities = [m for m in ("tabular", "text", "image") if input_columns[m]]
-        if not modalities:
-            raise CheckError("train and test share no usable input column and there are no image files")
-        return {
-            "id_column": id_column,
-            "target_columns": target_columns,
-            "label_columns": label_columns,
-            "one_hot": one_hot,
-            "task_type": task_type,
-            "modalities": modalities,
-            "input_columns": {m: input_columns[m] for m in modalities},
-            "categorical_columns": categorical,
-            "datetime_columns": datetimes,
-            "excluded_columns": excluded,
-            "time_column": self._forecast_time_column(train, test, datetimes),
-            "group_column": None,
-        }
-
-    @staticmethod
-    def _forecast_time_column(
-        train: pd.DataFrame, test: pd.DataFrame | None, datetimes: list[str]
-    ) -> str | None:
-        """A datetime column along which the test rows all come after the training rows (a forecast):
-        then folds must be time-ordered. Interleaved periods (bike-sharing's days 20+) are not a forecast."""
-        if test is None:
-            return None
-        for col in datetimes:
-            tr, te = parse_datetime(train[col]).dropna(), parse_datetime(test[col]).dropna()
-            if len(tr) > 10 and len(te) > 10 and te.min() >= tr.max():
-                return col
-        return None
-
-    def _train_table(self, comp: Competition, files: dict[str, Any]) -> pd.DataFrame:
-        train = comp.read_table(files["train"])
-        if files.get("train_labels"):
-            labels = comp.read_table(files["train_labels"])
-            key = next((c for c in labels.columns if c in train.columns), None)
-            if key is not None:
-                extra = [c for c in labels.columns if c not in train.columns]
-                if extra:
-                    train = train.merge(labels[[key, *extra]], on=key, how="left")
-        return train
-
-    def _label_columns(
-        self, train: pd.DataFrame, test_cols: set[str], targets: list[str]
-    ) -> tuple[list[str], dict[str, Any] | None]:
-        if all(t in train.columns for t in targets):
-            return list(targets), None
-        # One label column whose values are the target columns (optionally with a shared prefix).
-        for col in train.columns:
-            if col in test_cols:
-                continue
-            values = train[col].dropna().unique()
-            if len(values) < 2 or len(values) > 5000:
-                continue
-            names = {_key(v): v for v in values}
-            prefix = _common_prefix(targets, names)
-            if prefix is not None:
-                mapping = {t: names[t[len(prefix) :]] for t in targets}
-                return [col], {
-                    "column": col,
-                    "prefix": prefix,
-                    "classes": {t: plain_value(v) for t, v in mapping.items()},
-                }
-        missing = [t for t in targets if t not in train.columns]
-        raise CheckError(
-            f"the sample submission's target columns {missing[:5]} match nothing in the training table "
-            f"(columns: {list(train.columns)[:10]})"
-        )
-
-    def _task_type(
-        self,
-        comp: Competition,
-        train: pd.DataFrame,
-        sample: pd.DataFrame,
-        targets: list[str],
-        labels: list[str],
-        one_hot: dict[str, Any] | None,
-    ) -> str:
-        if one_hot is not None:
-            return "multiclass"
-        metric = recognize_metric(comp.description or "", len(targets))
-        values = train[labels].dropna()
-        if values.empty:
-            raise CheckError(f"target column(s) {labels} have no values in the training table")
-        if len(targets) > 1:
-            if all(set(pd.unique(values[c])) <= {0, 1} for c in labels):
-                return "multilabel"
-            return "multi_target_regression"
-        col = values[labels[0]]
-        n_unique = col.nunique()
-        if n_unique < 2:
-            raise CheckError(f"target column {labels[0]!r} has a single value; nothing to learn")
-        numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
-        if not numeric:
-            return "binary" if n_unique == 2 else "multiclass"
-        if n_unique == 2:
-            return "binary"
-        if metric is not None and metric.name in ORDINAL_METRICS and is_integer_valued(col.to_numpy()):
-            return "ordinal"
-        if metric is not None and metric.scores == "label" and n_unique <= MAX_CLASSES_FOR_LABELS:
-            return "multiclass"
-        if metric is None and is_integer_valued(col.to_numpy()) and n_unique <= 20:
-            sample_vals = sample[targets[0]]
-            if is_integer_valued(sample_vals.to_numpy()):
-                return "multiclass"
-        return "regression"
+        test_cols = rules.test_columns(test, id_column)
+        targets = rules.target_columns(sample, id_column, test_cols)
+        labels, one_hot = rules.label_columns(train, test_cols, targets)
+        task_type = rules.infer_task_type(comp, train, sample, targets, labels, one_hot)
+        return rules.plan_columns(comp, mods, train, id_column, targets, labels, one_hot, task_type)
 
     # ------------------------------------------------------------------ maps
     def input_map(self, ctx: StageContext) -> pd.DataFrame:
@@ -331,7 +164,7 @@ class ExpertPolicy:
         files = ctx.artifacts["modalities"]["files"]
         cols = plan["input_columns"][ctx.modality]
         if ctx.split == "train":
-            frame = self._train_table(comp, files)
+            frame = rules.train_table(comp, files)
             frame = frame[self._labeled_mask(frame, plan)].reset_index(drop=True)
             keys = self._train_keys(frame, plan["id_column"])
         else:
@@ -411,7 +244,7 @@ class ExpertPolicy:
         comp = ctx.competition
         plan = ctx.artifacts["plan"]
         files = ctx.artifacts["modalities"]["files"]
-        train = self._train_table(comp, files)
+        train = rules.train_table(comp, files)
         labels = plan["label_columns"]
         if not train[labels].notna().any().any():
             raise CheckError(f"target column(s) {labels} hold no values in the training table")
@@ -442,7 +275,7 @@ class ExpertPolicy:
             values = y.iloc[:, 0]
             classes = sorted_classes(values)
             if task == "binary":
-                pos = next((c for c in classes if _key(c) in _POSITIVE), classes[-1])
+                pos = next((c for c in classes if _key(c) in rules.POSITIVE_LABELS), classes[-1])
                 classes = [c for c in classes if c is not pos and _key(c) != _key(pos)] + [pos]
             output = "proba" if metric is not None and metric.scores == "proba" else "label"
             sample_kind = self._sample_value_kind(comp, ctx.artifacts["modalities"]["files"], cols[0])
@@ -494,9 +327,9 @@ class ExpertPolicy:
         transform = ctx.artifacts["target_transform"]
         found = recognize_metric(comp.description or "", len(plan["target_columns"]))
         if found is None:
-            found = get_metric(_default_metric(plan["task_type"], transform.get("output", "value")))
+            found = get_metric(rules.default_metric(plan["task_type"], transform.get("output", "value")))
         if found.scores == "proba" and transform.get("output") == "label" and transform["kind"] != "ordinal":
-            found = get_metric(_default_metric(plan["task_type"], "label"))
+            found = get_metric(rules.default_metric(plan["task_type"], "label"))
         return {
             "metric": found.name,
             "lower_is_better": found.lower_is_better,
@@ -505,31 +338,6 @@ class ExpertPolicy:
 
     def formatter(self, ctx: StageContext) -> dict[str, Any]:
         return {"method": "fill_sample", "alternative": {"method": "merge_on_id"}}
-
-
-def _common_prefix(targets: list[str], names: dict[str, Any]) -> str | None:
-    """The prefix p such that every target is p + one of the label values (p may be empty)."""
-    if len(targets) != len(names):
-        return None
-    first = targets[0]
-    for cut in range(len(first) + 1):
-        prefix = first[:cut]
-        rest = [t[len(prefix) :] for t in targets if t.startswith(prefix)]
-        if len(rest) == len(targets) and set(rest) == set(names):
-            return prefix
-    return None
-
-
-def _default_metric(task_type: str, output: str) -> str:
-    if task_type in ("regression", "multi_target_regression"):
-        return "rmse"
-    if task_type == "ordinal":
-        return "qwk"
-    if task_type == "multilabel":
-        return "mean_columnwise_roc_auc" if output == "proba" else "micro_f1"
-    if output == "proba":
-        return "roc_auc" if task_type == "binary" else "log_loss"
-    return "accuracy"
 
 
 __all__ = ["IMAGE_EXTENSIONS", "ExpertPolicy"]

@@ -37,7 +37,6 @@ from medalist.errors import BudgetExceeded, CheckError, InputError
 from medalist.llm import LLMClient, LLMConfig, LLMError, extract_code, extract_json, llm_endpoint
 from medalist.metrics import METRICS
 from medalist.policy import llm_stages as st
-from medalist.policy.base import StageContext, Usage
 from medalist.policy.expert import ExpertPolicy
 from medalist.policy.llm_facts import (
     column_lines,
@@ -52,8 +51,9 @@ from medalist.policy.llm_facts import (
     value_counts_text,
 )
 from medalist.sandbox import run_code
-from medalist.setup.checks import META_CHECKS
-from medalist.setup.data import map_name
+from medalist.setup import rules
+from medalist.setup.policy import StageContext, Usage
+from medalist.setup.stages import covered_stages
 from medalist.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -312,7 +312,7 @@ class LLMPolicy:
             memory=self._memory(ctx),
             feedback=self._feedback(ctx),
         )
-        art, derived = st.normalise_modalities(comp, self._ask_json(ctx, user), self._expert)
+        art, derived = st.normalise_modalities(comp, self._ask_json(ctx, user))
         art["llm"] = {"derived": derived}
         self._note(ctx.stage, derived=derived)
         return art
@@ -322,7 +322,7 @@ class LLMPolicy:
         comp = ctx.competition
         mods = ctx.artifacts["modalities"]
         files = mods["files"]
-        train = self._expert._train_table(comp, files)
+        train = rules.train_table(comp, files)
         sample = comp.read_table(files["sample_submission"])
         test_cols = set(comp.table_columns(files["test"])) if files.get("test") else set()
         train_only = [str(c) for c in train.columns if test_cols and c not in test_cols]
@@ -348,7 +348,7 @@ class LLMPolicy:
             feedback=self._feedback(ctx),
         )
         answer = self._ask_json(ctx, user, MAX_TOKENS["plan"])
-        plan, derived = st.derive_plan(comp, mods, answer, train, self._expert)
+        plan, derived = st.derive_plan(comp, mods, answer, train)
         plan["llm"] = {
             "decided": ["id_column", "target_columns", "task_type", "text_columns"],
             "derived": derived,
@@ -515,7 +515,7 @@ class LLMPolicy:
         mods = ctx.artifacts["modalities"]
         files = mods["files"]
         idc = plan["id_column"]
-        train = self._expert._train_table(comp, files)
+        train = rules.train_table(comp, files)
         train_has_id = idc in train.columns
         labels = list(plan["label_columns"])
         unlabelled = int((~train[labels].notna().all(axis=1)).sum())
@@ -655,7 +655,7 @@ class LLMPolicy:
             )
             self._carry = True
             return False
-        stages = _covered_stages(meta, ctx.artifacts)
+        stages = covered_stages(meta, ctx.artifacts)
         if failure not in self._thoughts:
             text = self._ask(
                 ctx.stage,
@@ -687,7 +687,7 @@ class LLMPolicy:
         text = st.describe_artifact(ctx.previous)
         if isinstance(ctx.previous, pd.DataFrame) and ctx.stage.startswith("train"):
             plan = ctx.artifacts["plan"]
-            train = self._expert._train_table(ctx.competition, ctx.artifacts["modalities"]["files"])
+            train = rules.train_table(ctx.competition, ctx.artifacts["modalities"]["files"])
             labelled = int(train[plan["label_columns"]].notna().all(axis=1).sum())
             text += f" (the training table has {len(train)} rows, {labelled} labelled)"
         code = self._answers.get(ctx.stage)
@@ -1066,29 +1066,6 @@ def _shared_key(comp: Competition, files: dict[str, Any]) -> str:
     train = comp.table_columns(files["train"])
     labels = comp.table_columns(files["train_labels"])
     return next((c for c in labels if c in train), labels[0])
-
-
-def _covered_stages(meta: str, arts: dict[str, Any]) -> list[str]:
-    """The stages a meta check covers, in order (for the rollback thought)."""
-    check = next((m for m in META_CHECKS if m.name == meta), None)
-    plan = arts.get("plan")
-    if check is None or not plan:
-        return []
-    mods = plan["modalities"]
-    order = [map_name("train", m) for m in mods] + ["train_tab_target", "target_transform"]
-    order += [map_name("test", m) for m in mods] + ["metric", "formatter"]
-
-    def resolve(ref: str) -> str:
-        if ref == "@train_maps":
-            return order[0]
-        if ref == "@test_maps":
-            return map_name("test", mods[0])
-        if ref == "@last_test_map":
-            return map_name("test", mods[-1])
-        return ref
-
-    first, last = resolve(check.first), resolve(check.last)
-    return order[order.index(first) : order.index(last) + 1]
 
 
 __all__ = ["MAX_TOKENS", "LLMPolicy", "ledger_summary", "make_llm_policy"]

@@ -18,9 +18,9 @@ import pandas as pd
 from medalist.errors import CheckError
 from medalist.metrics import METRICS, get_metric
 from medalist.policy.llm_facts import compact_names, match_name
+from medalist.setup import rules
 from medalist.setup.formatter import FORMATTERS
 from medalist.setup.profile import (
-    is_integer_valued,
     label_dtype,
     plain_value,
     profile_column,
@@ -30,9 +30,7 @@ from medalist.setup.spec import TASK_TYPES, _key
 
 if TYPE_CHECKING:
     from medalist.intake import Competition
-    from medalist.policy.expert import ExpertPolicy
 
-_POSITIVE = ("1", "True", "true", "yes", "Yes", "Y", "y", "positive", "pos")
 _TASK_SYNONYMS = {
     "binary": "binary",
     "binaryclassification": "binary",
@@ -112,9 +110,7 @@ def need_json(answer: dict[str, Any] | None) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- modalities
-def normalise_modalities(
-    comp: Competition, ans: dict[str, Any], expert: ExpertPolicy
-) -> tuple[dict[str, Any], list[str]]:
+def normalise_modalities(comp: Competition, ans: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The modalities artifact from the model's JSON; the notes say what was derived."""
     derived: list[str] = []
     tables = list(comp.tables)
@@ -149,7 +145,7 @@ def normalise_modalities(
     if id_column is None:
         train = comp.read_table(files["train"])
         test = comp.read_table(files["test"]) if files["test"] else None
-        id_column = expert._id_column(train, test, comp.read_table(files["sample_submission"]))
+        id_column = rules.id_column(train, test, comp.read_table(files["sample_submission"]))
         derived.append("id_column")
     image: dict[str, Any] = {}
     if "image" in inputs:
@@ -199,14 +195,10 @@ def normalise_task_type(value: Any) -> str:
 
 
 def derive_plan(
-    comp: Competition,
-    mods: dict[str, Any],
-    ans: dict[str, Any],
-    train: pd.DataFrame,
-    expert: ExpertPolicy,
+    comp: Competition, mods: dict[str, Any], ans: dict[str, Any], train: pd.DataFrame
 ) -> tuple[dict[str, Any], list[str]]:
     """The plan artifact from the model's id/targets/task/text decisions (an optional "exclude" list is
-    honoured); the rest is derived."""
+    honoured); the rest is derived by the shared rules (:mod:`medalist.setup.rules`)."""
     files = mods["files"]
     sample = comp.read_table(files["sample_submission"])
     sample_cols = [str(c) for c in sample.columns]
@@ -224,7 +216,7 @@ def derive_plan(
         others = [c for c in sample_cols if c != id_column]
         for t in as_list(raw_targets):
             found = match_name(t, sample_cols)
-            if found is None and _is_one_hot_label(t, train, others, expert):
+            if found is None and _is_one_hot_label(t, train, others):
                 targets = list(others)  # the model named the label whose classes are the sample's columns
                 break
             if found is None:
@@ -244,8 +236,10 @@ def derive_plan(
         raise CheckError(
             f"target columns {in_test[:4]} are also test-table columns, so they are inputs, not targets"
         )
-    label_columns, one_hot = expert._label_columns(train, test_cols, targets)
-    task = _check_task(normalise_task_type(ans.get("task_type")), train, targets, label_columns, one_hot)
+    label_columns, one_hot = rules.label_columns(train, test_cols, targets)
+    task = rules.check_task_type(
+        normalise_task_type(ans.get("task_type")), train, targets, label_columns, one_hot
+    )
     shared = [str(c) for c in train.columns if c in test_cols and c not in label_columns]
     text_cols = _pick(ans.get("text_columns"), shared, "text_columns")
     numeric_text = [c for c in text_cols if pd.api.types.is_numeric_dtype(train[c])]
@@ -257,57 +251,9 @@ def derive_plan(
             f"text: {', '.join(texts[:4])}"
         )
     exclude = _pick(ans.get("exclude"), shared, "exclude")
-    has_image = bool(mods.get("image"))
-    input_columns: dict[str, list[str]] = {"tabular": [], "text": [], "image": ["path"] if has_image else []}
-    categorical, datetimes = [], []
-    excluded: dict[str, str] = {}
-    for col in map(str, train.columns):
-        if col in label_columns:
-            continue
-        if col not in test_cols:
-            excluded[col] = "in train but not in test (not available at prediction time)"
-            continue
-        if col in exclude and col != id_column:
-            excluded[col] = "excluded by the model's plan"
-            continue
-        prof = profile_column(train[col])
-        if col == id_column and not (prof.kind in ("datetime", "text") and col in text_cols):
-            excluded[col] = "id column"
-            continue
-        if not prof.is_input_kind:
-            excluded[col] = f"{prof.kind} column"
-            continue
-        if col in text_cols:
-            input_columns["text"].append(col)
-        elif prof.kind == "image_path":
-            excluded[col] = (
-                "image path column (images come through the image map)" if has_image else "image path"
-            )
-        else:
-            input_columns["tabular"].append(col)
-            if prof.kind == "categorical":
-                categorical.append(col)
-            elif prof.kind == "datetime":
-                datetimes.append(col)
-    modalities = [m for m in ("tabular", "text", "image") if input_columns[m]]
-    if not modalities:
-        raise CheckError(
-            "this plan leaves no input column: train and test share no usable column outside the excluded"
-        )
-    plan = {
-        "id_column": id_column,
-        "target_columns": targets,
-        "label_columns": label_columns,
-        "one_hot": one_hot,
-        "task_type": task,
-        "modalities": modalities,
-        "input_columns": {m: input_columns[m] for m in modalities},
-        "categorical_columns": categorical,
-        "datetime_columns": datetimes,
-        "excluded_columns": excluded,
-        "time_column": None,
-        "group_column": None,
-    }
+    plan = rules.plan_columns(
+        comp, mods, train, id_column, targets, label_columns, one_hot, task, text_cols, exclude
+    )
     derived = [
         *(["numeric columns listed as text read as tabular"] if numeric_text else []),
         "label_columns",
@@ -317,17 +263,18 @@ def derive_plan(
         "categorical_columns",
         "datetime_columns",
         "excluded_columns",
+        "time_column",
     ]
     return plan, derived
 
 
-def _is_one_hot_label(name: Any, train: pd.DataFrame, others: list[str], expert: ExpertPolicy) -> bool:
+def _is_one_hot_label(name: Any, train: pd.DataFrame, others: list[str]) -> bool:
     """True when ``name`` is a train column whose classes are exactly the sample's other columns."""
     col = match_name(name, [str(c) for c in train.columns])
     if col is None or len(others) < 2:
         return False
     try:
-        labels, one_hot = expert._label_columns(train[[col]], set(), others)
+        labels, one_hot = rules.label_columns(train[[col]], set(), others)
     except CheckError:
         return False
     return one_hot is not None and labels == [col]
@@ -340,53 +287,6 @@ def _pick(value: Any, options: list[str], key: str) -> list[str]:
         if found is not None and found not in out:
             out.append(found)
     return out
-
-
-def _check_task(
-    task: str, train: pd.DataFrame, targets: list[str], labels: list[str], one_hot: dict[str, Any] | None
-) -> str:
-    """The task type, checked against the target values (a message the model can act on when wrong)."""
-    if one_hot is not None:
-        if task not in ("multiclass", "classification"):
-            raise CheckError(
-                f"the targets are one column per class of {one_hot['column']!r} ({len(targets)} classes, one per "
-                f"row): task_type {task!r} is wrong"
-            )
-        return "multiclass"
-    values = train[labels].dropna()
-    if len(targets) > 1:
-        binary = all(set(pd.unique(values[c])) <= {0, 1} for c in labels)  # 0.0/False count too
-        if task in ("multilabel", "multi_target_regression"):
-            if task == "multilabel" and not binary:
-                raise CheckError(f"multilabel targets must be 0/1, but {labels[:3]} hold other values")
-            return task
-        raise CheckError(
-            f"there are {len(targets)} target columns: task_type must be multilabel (0/1 columns) or "
-            "multi_target_regression"
-        )
-    col = values[labels[0]]
-    n_unique = int(col.nunique())
-    numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
-    if task == "classification":
-        return "binary" if n_unique == 2 else "multiclass"
-    if task in ("multilabel", "multi_target_regression"):
-        raise CheckError(f"there is one target column ({targets[0]!r}): task_type {task!r} needs several")
-    if task in ("regression", "ordinal") and not numeric:
-        raise CheckError(
-            f"target {labels[0]!r} holds non-numeric values (e.g. {col.iloc[0]!r}): {task} is wrong"
-        )
-    if task == "regression" and n_unique == 2:
-        raise CheckError(
-            f"target {labels[0]!r} has only 2 distinct values ({', '.join(map(str, sorted(pd.unique(col))[:2]))}): "
-            "that is binary classification, not regression"
-        )
-    if task == "binary" and n_unique != 2:
-        raise CheckError(f"target {labels[0]!r} has {n_unique} distinct values, not 2: binary is wrong")
-    if task == "multiclass" and n_unique == 2:
-        return "binary"
-    if task == "ordinal" and not is_integer_valued(col.to_numpy()):
-        raise CheckError(f"ordinal targets must be whole numbers, but {labels[0]!r} is not")
-    return task
 
 
 # ---------------------------------------------------------------------------------------------- transform
@@ -428,7 +328,7 @@ def derive_transform(
             wanted = ans.get("positive_class")
             pos = next((c for c in classes if wanted is not None and _key(c) == _key(wanted)), None)
             if pos is None:
-                pos = next((c for c in classes if _key(c) in _POSITIVE), classes[-1])
+                pos = next((c for c in classes if _key(c) in rules.POSITIVE_LABELS), classes[-1])
                 derived.append("positive class")
             classes = [c for c in classes if _key(c) != _key(pos)] + [pos]
         return {

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medalist.intake import Competition, open_competition
-from medalist.policy.base import Policy
 from medalist.setup.data import map_name
 from medalist.setup.machine import StageMachine, StageRecord
+from medalist.setup.policy import Policy
 from medalist.setup.spec import TaskSpec
 from medalist.workspace import Workspace
 

@@ -315,15 +315,15 @@ def meta_formatter(comp: Competition, arts: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class MetaCheck:
+    """A check across stages; the stages it covers are named in the stage table (setup/stages.py)."""
+
     name: str
-    first: str  # first stage it covers ("@train_maps" / "@test_maps" resolve to the first such stage)
-    last: str  # the stage after which it runs
     fn: Callable[[Competition, dict[str, Any]], None]
 
 
 META_CHECKS = (
-    MetaCheck("train_ids_agree", "@train_maps", "train_tab_target", meta_train_ids),
-    MetaCheck("target_roundtrip", "train_tab_target", "target_transform", meta_target_roundtrip),
-    MetaCheck("loader_aligned", "@train_maps", "@last_test_map", meta_loader),
-    MetaCheck("formatter_matches_sample", "@test_maps", "formatter", meta_formatter),
+    MetaCheck("train_ids_agree", meta_train_ids),
+    MetaCheck("target_roundtrip", meta_target_roundtrip),
+    MetaCheck("loader_aligned", meta_loader),
+    MetaCheck("formatter_matches_sample", meta_formatter),
 )

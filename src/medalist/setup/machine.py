@@ -1,6 +1,7 @@
 """Phase I as a checked stage machine (design §2).
 
-Stages run in order; each artifact is checked and the stage retried with the check's message in the
+Stages, their deciders, checks and meta-check coverage come from the stage table (setup/stages.py) and run
+in its order; each artifact is checked and the stage retried with the check's message in the
 policy's context, up to a budget (then a fallback policy, if any, takes the stage). Meta checks run after
 the last stage they cover; when one fails the machine rolls back to the first covered stage and walks
 forward again with the failure in context, each stage keeping or redoing its artifact. Every attempt is
@@ -12,17 +13,18 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from medalist.errors import CheckError, InputError, MedalistError
-from medalist.policy.base import Policy, StageContext
 from medalist.setup import checks
-from medalist.setup.data import MODALITY_CODES, map_name
+from medalist.setup.data import map_name
+from medalist.setup.policy import Policy, StageContext
 from medalist.setup.spec import TaskSpec
+from medalist.setup.stages import FINAL_CHECK, STAGES, Stage, covered_stages, stage_order, stage_table
 from medalist.workspace import (
     Workspace,
     write_csv_atomic,
@@ -33,8 +35,6 @@ from medalist.workspace import (
 
 if TYPE_CHECKING:
     from medalist.intake import Competition
-
-FINAL_CHECK = "final_check"
 
 
 @dataclass
@@ -52,29 +52,6 @@ class StageRecord:
     rollback_from: str | None = None
 
 
-def stage_order(arts: dict[str, Any]) -> list[str]:
-    """The stages in order; map stages depend on the plan's modalities."""
-    order = ["summary", "modalities", "plan"]
-    if "plan" not in arts:
-        return order
-    mods = arts["plan"]["modalities"]
-    order += [map_name("train", m) for m in mods]
-    order += ["train_tab_target", "target_transform"]
-    order += [map_name("test", m) for m in mods]
-    order += ["metric", "formatter", FINAL_CHECK]
-    return order
-
-
-def _split_modality(stage: str) -> tuple[str, str]:
-    split, code, _ = stage.split("_", 2)
-    modality = {v: k for k, v in MODALITY_CODES.items()}[code]
-    return split, modality
-
-
-def _is_map_stage(stage: str) -> bool:
-    return stage.endswith("_input")
-
-
 class StageMachine:
     """Runs the setup stages for one competition with one policy (and an optional fallback)."""
 
@@ -87,6 +64,7 @@ class StageMachine:
         max_attempts: int = 3,
         max_rollbacks: int = 3,
         on_record: Callable[[StageRecord], None] | None = None,
+        stages: Sequence[Stage] = STAGES,
     ) -> None:
         self.comp = comp
         self.ws = ws
@@ -95,6 +73,8 @@ class StageMachine:
         self.max_attempts = max_attempts
         self.max_rollbacks = max_rollbacks
         self.on_record = on_record
+        self.stages = tuple(stages)
+        self.rows = stage_table(self.stages)
         self.records: list[StageRecord] = []
         self.arts: dict[str, Any] = {}
 
@@ -105,13 +85,13 @@ class StageMachine:
         review: dict[str, str] = {}  # stage -> meta failure that sent us back through it
         rollback_from: str | None = None
         while True:
-            order = stage_order(arts)
+            order = stage_order(arts, self.stages)
             if i >= len(order):
                 break
             stage = order[i]
             arts[stage] = self._run_stage(stage, arts.get(stage), review.pop(stage, None), rollback_from)
             rollback_from = None
-            failed = self._meta_after(stage, stage_order(arts))
+            failed = self._meta_after(stage)
             if failed is None:
                 i += 1
                 continue
@@ -121,7 +101,7 @@ class StageMachine:
                 raise CheckError(
                     f"setup failed: {meta} still fails after {self.max_rollbacks} rollbacks: {message}"
                 )
-            order = stage_order(arts)
+            order = stage_order(arts, self.stages)
             i = order.index(first)
             thought = f"{meta}: {message}"
             for s in order[i : order.index(stage) + 1]:
@@ -131,40 +111,32 @@ class StageMachine:
         self._persist(spec)
         return spec
 
-    def _meta_after(self, stage: str, order: list[str]) -> tuple[str, str, str] | None:
+    def _meta_after(self, stage: str) -> tuple[str, str, str] | None:
+        """Run the meta checks whose last covered stage is ``stage``: (check, first covered stage, message)
+        for the first that fails."""
         for meta in checks.META_CHECKS:
-            if self._resolve(meta.last, order) != stage:
+            covered = covered_stages(meta.name, self.arts, self.stages)
+            if not covered or covered[-1] != stage:
                 continue
             try:
                 meta.fn(self.comp, self.arts)
             except CheckError as e:
                 self._record(StageRecord(f"meta:{meta.name}", 1, False, str(e), 0.0, "check"))
-                return meta.name, str(self._resolve(meta.first, order)), str(e)
+                return meta.name, covered[0], str(e)
             except InputError:
                 raise
             except Exception as e:  # a broken artifact can break a meta check in any way
                 msg = f"{type(e).__name__}: {e}"
                 self._record(StageRecord(f"meta:{meta.name}", 1, False, msg, 0.0, "check"))
-                return meta.name, str(self._resolve(meta.first, order)), msg
+                return meta.name, covered[0], msg
             self._record(StageRecord(f"meta:{meta.name}", 1, True, None, 0.0, "check"))
         return None
-
-    @staticmethod
-    def _resolve(ref: str, order: list[str]) -> str | None:
-        """A stage name, or the first train map / first test map / last test map (None before the plan)."""
-        if not ref.startswith("@"):
-            return ref
-        split = "train_" if ref == "@train_maps" else "test_"
-        maps = [s for s in order if _is_map_stage(s) and s.startswith(split)]
-        if not maps:
-            return None
-        return maps[-1] if ref == "@last_test_map" else maps[0]
 
     # ------------------------------------------------------------------ one stage
     def _run_stage(
         self, stage: str, previous: Any, meta_failure: str | None, rollback_from: str | None
     ) -> Any:
-        if stage == FINAL_CHECK:
+        if self.rows[stage].method is None:
             return self._final_check()
         ctx = self._context(stage, previous, meta_failure)
         if previous is not None and meta_failure is not None:
@@ -245,40 +217,17 @@ class StageMachine:
         ctx = StageContext(
             self.comp, stage, artifacts=self.arts, previous=previous, meta_failure=meta_failure
         )
-        if _is_map_stage(stage):
-            ctx.split, ctx.modality = _split_modality(stage)
+        row = self.rows[stage]
+        ctx.split, ctx.modality = row.split, row.modality
         return ctx
 
-    @staticmethod
-    def _decide(policy: Policy, stage: str, ctx: StageContext) -> Any:
-        if _is_map_stage(stage):
-            return policy.input_map(ctx)
-        method = {
-            "summary": policy.summarize,
-            "modalities": policy.detect_modalities,
-            "plan": policy.plan,
-            "train_tab_target": policy.target_map,
-            "target_transform": policy.target_transform,
-            "metric": policy.metric,
-            "formatter": policy.formatter,
-        }[stage]
-        return method(ctx)
+    def _decide(self, policy: Policy, stage: str, ctx: StageContext) -> Any:
+        return getattr(policy, str(self.rows[stage].method))(ctx)
 
     def _check(self, stage: str, art: Any) -> None:
-        if _is_map_stage(stage):
-            split, modality = _split_modality(stage)
-            checks.check_input_map(art, self.comp, self.arts, split, modality)
-            return
-        fn = {
-            "summary": checks.check_summary,
-            "modalities": checks.check_modalities,
-            "plan": checks.check_plan,
-            "train_tab_target": checks.check_target_map,
-            "target_transform": checks.check_target_transform,
-            "metric": checks.check_metric,
-            "formatter": checks.check_formatter,
-        }[stage]
-        fn(art, self.comp, self.arts)
+        check = self.rows[stage].check
+        if check is not None:
+            check(art, self.comp, self.arts)
 
     def _final_check(self) -> dict[str, Any]:
         """A tiny model (the training prior) through the whole path must yield a valid submission."""
