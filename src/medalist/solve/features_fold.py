@@ -17,6 +17,8 @@ TE_INNER_FOLDS = 5
 MI_SAMPLE_ROWS = 4000
 MI_MAX_COLUMNS = 40
 
+_Splits = tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]  # train, valid, test
+
 
 class RecipeFeatures:
     """The frames of one recipe; ``split`` adds the fold-dependent columns for one fold."""
@@ -51,33 +53,25 @@ class RecipeFeatures:
     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         train_idx = np.asarray(train_idx, dtype=int)
         valid_idx = np.asarray(valid_idx, dtype=int)
-        x_tr = self.train.iloc[train_idx].reset_index(drop=True)
-        x_va = self.train.iloc[valid_idx].reset_index(drop=True)
-        x_te = self.test.reset_index(drop=True)
-        extra_tr: dict[str, np.ndarray] = {}
-        extra_va: dict[str, np.ndarray] = {}
-        extra_te: dict[str, np.ndarray] = {}
-        if self._te_codes:
-            self._target_encode(train_idx, valid_idx, extra_tr, extra_va, extra_te)
-        if self._interaction_columns:
-            self._interactions(train_idx, x_tr, x_va, x_te, extra_tr, extra_va, extra_te)
-        if not extra_tr:
-            return x_tr, x_va, x_te.copy()
-        return (
-            pd.concat([x_tr, pd.DataFrame(extra_tr, index=x_tr.index)], axis=1),
-            pd.concat([x_va, pd.DataFrame(extra_va, index=x_va.index)], axis=1),
-            pd.concat([x_te, pd.DataFrame(extra_te, index=x_te.index)], axis=1),
+        frames = (
+            self.train.iloc[train_idx].reset_index(drop=True),
+            self.train.iloc[valid_idx].reset_index(drop=True),
+            self.test.reset_index(drop=True),
         )
+        extras: _Splits = ({}, {}, {})  # fold-dependent columns of the train, valid and test rows
+        if self._te_codes:
+            self._target_encode(train_idx, valid_idx, extras)
+        if self._interaction_columns:
+            self._interactions(train_idx, frames, extras)
+        if not extras[0]:
+            return frames[0], frames[1], frames[2].copy()
+        x_tr, x_va, x_te = (
+            pd.concat([x, pd.DataFrame(extra, index=x.index)], axis=1) for x, extra in zip(frames, extras)
+        )
+        return x_tr, x_va, x_te
 
     # ---------------------------------------------------------------- target encoding
-    def _target_encode(
-        self,
-        train_idx: np.ndarray,
-        valid_idx: np.ndarray,
-        out_tr: dict[str, np.ndarray],
-        out_va: dict[str, np.ndarray],
-        out_te: dict[str, np.ndarray],
-    ) -> None:
+    def _target_encode(self, train_idx: np.ndarray, valid_idx: np.ndarray, extras: _Splits) -> None:
         n_train_all = len(self.train)
         t = self._targets[train_idx]
         k = t.shape[1]
@@ -101,23 +95,15 @@ class RecipeFeatures:
             enc_te = _smoothed_means(c_tr, t, c_all[n_train_all:], n_codes, prior)
             for j in range(k):
                 name = f"{col}__te" if k == 1 else f"{col}__te{j}"
-                out_tr[name], out_va[name], out_te[name] = enc_tr[:, j], enc_va[:, j], enc_te[:, j]
+                for out, enc in zip(extras, (enc_tr, enc_va, enc_te)):
+                    out[name] = enc[:, j]
 
     # ---------------------------------------------------------------- interactions
-    def _interactions(
-        self,
-        train_idx: np.ndarray,
-        x_tr: pd.DataFrame,
-        x_va: pd.DataFrame,
-        x_te: pd.DataFrame,
-        out_tr: dict[str, np.ndarray],
-        out_va: dict[str, np.ndarray],
-        out_te: dict[str, np.ndarray],
-    ) -> None:
-        cols = self._top_numeric(train_idx, x_tr)
+    def _interactions(self, train_idx: np.ndarray, frames: tuple[pd.DataFrame, ...], extras: _Splits) -> None:
+        cols = self._top_numeric(train_idx, frames[0])
         for i, a in enumerate(cols):
             for b in cols[i + 1 :]:
-                for frame, out in ((x_tr, out_tr), (x_va, out_va), (x_te, out_te)):
+                for frame, out in zip(frames, extras):
                     va = frame[a].to_numpy(dtype=np.float64)
                     vb = frame[b].to_numpy(dtype=np.float64)
                     with np.errstate(all="ignore"):
