@@ -278,13 +278,13 @@ def test_unknown_recipe(titanic: TaskData) -> None:
 
 def test_structured_strings_are_split(competitions):
     """spaceship-titanic: Cabin 'B/0/P' -> deck, number, side; PassengerId '0013_01' -> group size."""
-    from medalist.solve.features import _string_parts
+    from medalist.solve.features_encoders import string_parts
 
     train = pd.read_csv(competitions / "spaceship-titanic" / "public" / "train.csv")
-    cabin = _string_parts("Cabin", train["Cabin"])
+    cabin = string_parts("Cabin", train["Cabin"])
     assert set(cabin["Cabin__p0"].dropna().unique()) <= set("ABCDEFGT")
     assert set(cabin["Cabin__p2"].dropna().unique()) == {"P", "S"}
-    group = _string_parts("PassengerId", train["PassengerId"])["PassengerId__p0_count"]
+    group = string_parts("PassengerId", train["PassengerId"])["PassengerId__p0_count"]
     sizes = (
         train["PassengerId"]
         .str.split("_")

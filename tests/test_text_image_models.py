@@ -234,7 +234,7 @@ def test_load_image_handles_modes(competitions: Path, tmp_path: Path) -> None:
     same picture; channel detection tells grayscale files from colour ones."""
     from PIL import Image
 
-    from medalist.solve.models.image import decide_channels, load_image
+    from medalist.solve.models.image_loading import decide_channels, load_image
 
     src = competitions / LEAF / "public" / "images" / "10.jpg"
     base, full = load_image(str(src), 48, 1, "pad")
@@ -267,7 +267,7 @@ def test_load_image_handles_modes(competitions: Path, tmp_path: Path) -> None:
 
 def test_img_embed_lgbm_on_leaf(leaf_data: TaskData, no_backbone: None) -> None:
     """Image features alone beat the prior by far; with the 192 tabular columns it is better still."""
-    from medalist.solve.models.image import ImgEmbedLGBMFamily
+    from medalist.solve.models.image_features import ImgEmbedLGBMFamily
 
     only_images = Split(leaf_data, ("image",))
     assert list(only_images.X_tr.columns) == ["img__path"]
@@ -338,8 +338,8 @@ def test_network_heads_for_values_and_labels(competitions: Path) -> None:
     """A regression head (L1 loss for MAE) learns the aspect ratio from padded images; two label heads learn
     genus flags."""
     from medalist.solve.models.fusion import FusionFamily
-    from medalist.solve.models.fusion_core import head_loss, make_heads
     from medalist.solve.models.image import CNNFamily
+    from medalist.solve.models.net_training import head_loss, make_heads
 
     params = {"image_size": 32, "width": 8, "epochs": 8}
     data = leaf_shapes(competitions, 300, "regression")
@@ -371,8 +371,9 @@ def test_img_pretrained_reads_a_local_backbone_file(
     file ships with the tests)."""
     import torch
 
-    from medalist.solve.models.image import ImgEmbedLGBMFamily, cnn_body
+    from medalist.solve.models.image import cnn_body
     from medalist.solve.models.image_backbone import PretrainedImageFamily
+    from medalist.solve.models.image_features import ImgEmbedLGBMFamily
 
     class Wrap(torch.nn.Module):
         def __init__(self) -> None:
@@ -450,8 +451,9 @@ def test_fusion_hashed_text_and_tabular_on_tweets(competitions: Path) -> None:
 
 def test_search_spaces_are_valid_for_the_tuner() -> None:
     from medalist.solve.models.fusion import FusionFamily
-    from medalist.solve.models.image import CNNFamily, ImgEmbedLGBMFamily
+    from medalist.solve.models.image import CNNFamily
     from medalist.solve.models.image_backbone import PretrainedImageFamily
+    from medalist.solve.models.image_features import ImgEmbedLGBMFamily
     from medalist.solve.models.text import NBSVMFamily
     from medalist.solve.models.text_embed import SentenceEmbedLGBMFamily, SentenceEmbedLinearFamily
     from medalist.solve.models.text_transformer import TransformerFTFamily
@@ -502,7 +504,7 @@ def test_runner_writes_oof_and_test_arrays(competitions: Path, tmp_path: Path, n
 
 
 def _family(name: str) -> Any:
-    from medalist.solve.models.image import ImgEmbedLGBMFamily
+    from medalist.solve.models.image_features import ImgEmbedLGBMFamily
     from medalist.solve.models.text import NBSVMFamily
 
     return {"nbsvm": NBSVMFamily, "img_embed_lgbm": ImgEmbedLGBMFamily}[name]()

@@ -14,8 +14,9 @@ from medalist.errors import InputError
 from medalist.solve.models.base import Family
 from medalist.solve.models.fusion import FusionFamily
 from medalist.solve.models.gbdt import CatBoostFamily, LGBMFamily, XGBFamily
-from medalist.solve.models.image import CNNFamily, ImgEmbedLGBMFamily
+from medalist.solve.models.image import CNNFamily
 from medalist.solve.models.image_backbone import PretrainedImageFamily
+from medalist.solve.models.image_features import ImgEmbedLGBMFamily
 from medalist.solve.models.mlp import MLPFamily
 from medalist.solve.models.sk import ETFamily, KNNFamily, LinearFamily, RFFamily
 from medalist.solve.models.text import NBSVMFamily, TfidfLinearFamily, TfidfNBFamily

@@ -29,17 +29,8 @@ from medalist.solve.models.fusion_core import (
     NetParts,
     net_space,
 )
-from medalist.solve.models.image import (
-    ImageInputs,
-    ImageStore,
-    channel_stats,
-    cnn_body,
-    column_paths,
-    hflip_view,
-    image_columns,
-    image_net_params,
-    load_splits,
-)
+from medalist.solve.models.image import ImageInputs, channel_stats, cnn_body, hflip_view, image_net_params
+from medalist.solve.models.image_loading import ImageStore, column_paths, image_columns, load_splits
 from medalist.solve.models.text import text_columns
 from medalist.solve.models.text_embed import SentenceEncoder, embed_columns, text_model_reason
 from medalist.solve.types import ModelTask

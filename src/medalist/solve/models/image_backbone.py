@@ -24,8 +24,8 @@ import pandas as pd
 
 from medalist.errors import CheckError
 from medalist.solve.models.base import Family, SubProblem
-from medalist.solve.models.fusion_core import torch_threads
-from medalist.solve.models.image import ImageStore, column_paths, image_columns, require_image_column
+from medalist.solve.models.image_loading import ImageStore, column_paths, image_columns, require_image_column
+from medalist.solve.models.net_training import torch_threads
 from medalist.solve.types import ModelTask
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

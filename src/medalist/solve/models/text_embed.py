@@ -24,7 +24,7 @@ import pandas as pd
 
 from medalist.errors import BudgetExceeded, CheckError
 from medalist.solve.models.base import Family, SubProblem, missing_package, tabular_only
-from medalist.solve.models.fusion_core import torch_threads
+from medalist.solve.models.net_training import torch_threads
 from medalist.solve.models.text import TEXT_PREFIX, class_outputs, tabular_block, text_columns
 from medalist.solve.types import ModelTask
 

@@ -12,7 +12,8 @@ import pandas as pd
 
 from medalist.errors import CheckError
 from medalist.solve.models.base import missing_package
-from medalist.solve.models.fusion_core import NetFamily, NetParts, torch_threads
+from medalist.solve.models.fusion_core import NetFamily, NetParts
+from medalist.solve.models.net_training import torch_threads
 from medalist.solve.models.text import text_columns
 from medalist.solve.models.text_embed import go_offline, text_model_dir, weights_reason
 from medalist.solve.types import ModelTask
