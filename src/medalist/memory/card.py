@@ -59,7 +59,9 @@ class TaskCard:
         maps = root / "maps"
         tab = _read_map(maps, "train", "tabular")
         cats = [c for c in spec.categorical_columns if tab is not None and c in tab.columns]
-        tab_inputs = [c for c in spec.input_columns.get("tabular", []) if tab is not None and c in tab.columns]
+        tab_inputs = [
+            c for c in spec.input_columns.get("tabular", []) if tab is not None and c in tab.columns
+        ]
         dates = [c for c in spec.datetime_columns if c in tab_inputs]
         cards = [int(tab[c].nunique()) for c in cats] if tab is not None else []
         missing = float(tab[tab_inputs].isna().to_numpy().mean()) if tab is not None and tab_inputs else 0.0

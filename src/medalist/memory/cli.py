@@ -132,7 +132,9 @@ def _summary(e: Entry) -> str:
         text = e.message
     elif e.kind == "experiment":
         d = e.data
-        text = f"{d.get('family')} {d.get('features')} cv={d.get('cv')} rank {d.get('rank')}/{d.get('n_ranked')}"
+        text = (
+            f"{d.get('family')} {d.get('features')} cv={d.get('cv')} rank {d.get('rank')}/{d.get('n_ranked')}"
+        )
     elif e.kind == "ensemble":
         text = f"chosen {e.data.get('chosen')} cv={e.data.get('chosen_cv')}"
     else:

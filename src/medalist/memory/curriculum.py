@@ -100,7 +100,9 @@ def describe_tree(folder: str | Path) -> str:
             line = f"  {prefix}{p.name} ({_size(p.stat().st_size)})"
             header = _csv_header(p) if p.suffix.lower() == ".csv" else []
             if header:
-                more = f", ... (+{len(header) - MAX_HEADER_COLUMNS})" if len(header) > MAX_HEADER_COLUMNS else ""
+                more = (
+                    f", ... (+{len(header) - MAX_HEADER_COLUMNS})" if len(header) > MAX_HEADER_COLUMNS else ""
+                )
                 line += f" columns: {', '.join(header[:MAX_HEADER_COLUMNS])}{more}"
             lines.append(line)
     return "\n".join(lines)
@@ -136,7 +138,9 @@ def curriculum_score(
 ) -> float:
     """S(tau) of the module docstring for one candidate."""
     similarity = top_r_mean(vector, positives, params.top_r) - top_r_mean(vector, negatives, params.top_r)
-    penalty = 0.0 if picks_since_failure is None else params.beta * math.exp(-params.lam * picks_since_failure)
+    penalty = (
+        0.0 if picks_since_failure is None else params.beta * math.exp(-params.lam * picks_since_failure)
+    )
     return params.alpha * similarity - params.gamma * difficulty - penalty
 
 
@@ -154,7 +158,9 @@ def score_candidates(
     vectors = emb.embed([c.tree for c in candidates])
     positives, negatives = _rag_matrices(store, emb)
     return {
-        c.key: curriculum_score(vectors[i], positives, negatives, d[c.key], state.picks_since_failure(c.key), p)
+        c.key: curriculum_score(
+            vectors[i], positives, negatives, d[c.key], state.picks_since_failure(c.key), p
+        )
         for i, c in enumerate(candidates)
     }
 

@@ -7,6 +7,7 @@ Every embedder has a ``name`` (stored beside each vector, so a store re-embeds w
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Protocol
@@ -64,7 +65,7 @@ class HashingEmbedder:
 def _features(text: str) -> list[tuple[str, float]]:
     words = _WORD.findall(text.lower())
     feats: list[tuple[str, float]] = [(f"w:{w}", 1.0) for w in words]
-    feats += [(f"b:{a}_{b}", 0.7) for a, b in zip(words, words[1:])]
+    feats += [(f"b:{a}_{b}", 0.7) for a, b in itertools.pairwise(words)]
     for w in words:
         padded = f"<{w}>"
         feats += [(f"c:{padded[i : i + 3]}", 0.3) for i in range(max(len(padded) - 2, 1))]

@@ -2,8 +2,8 @@
 
 Each similar task t (similarity w_t > 0) ranks its run's experiments; a family's score is the
 similarity-weighted mean over those tasks of ``1 - (best_rank - 1) / (n_ranked - 1)`` (1 = it won that run).
-Families tried but never in a run's top 3 nor above its first baseline "never helped" and go last. An empty memory
-gives an empty prior, and ``reorder(families, EMPTY)`` returns ``families`` unchanged.
+Families tried but never in a run's top min(3, n/2) nor above its first baseline "never helped" and go
+last. An empty memory gives an empty prior, and ``reorder(families, EMPTY)`` returns ``families`` unchanged.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def expert_prior(
         for d in experiments:
             family, rank, n = str(d["family"]), int(d["rank"]), max(int(d["n_ranked"]), 1)
             tried.add(family)
-            if rank <= HELPFUL_RANK or float(d.get("gain") or 0.0) > 0:
+            if rank <= max(1, min(HELPFUL_RANK, n // 2)) or float(d.get("gain") or 0.0) > 0:
                 helped.add(family)
             if family not in best_rank or rank < best_rank[family][0]:
                 best_rank[family] = (rank, n)

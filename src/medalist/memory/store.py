@@ -230,7 +230,7 @@ class MemoryStore:
     def count(self) -> dict[str, int]:
         """Entries per kind, plus 'tasks'."""
         with closing(self._connect()) as con:
-            out = {k: 0 for k in ENTRY_KINDS}
+            out = dict.fromkeys(ENTRY_KINDS, 0)
             out.update({r[0]: r[1] for r in con.execute("SELECT kind, count(*) FROM entries GROUP BY kind")})
             out["tasks"] = con.execute("SELECT count(*) FROM tasks").fetchone()[0]
         return out
@@ -283,7 +283,9 @@ class MemoryStore:
             if obj.get("type") == "task":
                 self.put_task(obj["task_key"], obj["card"], obj["text"])
             elif obj.get("type") == "entry":
-                entries.append(Entry(**{f: obj[f] for f in _ENTRY_FIELDS}, created_at=obj.get("created_at", 0)))
+                entries.append(
+                    Entry(**{f: obj[f] for f in _ENTRY_FIELDS}, created_at=obj.get("created_at", 0))
+                )
         return self.put_entries(entries)
 
 
