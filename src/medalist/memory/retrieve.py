@@ -65,7 +65,7 @@ def rag(
     emb = embedder or default_embedder()
     kinds = ("stage_pass", "experiment", "ensemble") if positive else ("stage_fail",)
     entries = store.entries(kinds=kinds, stage=stage)
-    query = stage_text(card, stage or "")
+    query = stage_text(card, stage) if stage else card.text()
     return [e for e, _ in scored_entries(store, query, entries, emb)[:k]]
 
 

@@ -215,7 +215,8 @@ class MemoryStore:
         entry_id: int | None = None,
     ) -> list[Entry]:
         """Stored entries, oldest first, filtered by kinds, task and stage."""
-        where, args = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        args: list[Any] = []
         if kinds:
             where.append(f"kind IN ({','.join('?' * len(kinds))})")
             args += list(kinds)
