@@ -71,6 +71,13 @@ def test_a_corrupt_file_gives_one_warning_line_and_no_memory(tmp_path):
     assert open_store(tmp_path, warn=lines.append) is None  # a directory, not a file
     assert len(lines) == 1
     lines.clear()
+    other = tmp_path / "ledger.sqlite"  # a valid SQLite file of something else is left untouched
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE experiments (id INTEGER)")
+    assert open_store(other, warn=lines.append) is None and "not a medalist memory" in lines[0]
+    with sqlite3.connect(other) as con:
+        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["experiments"]
+    lines.clear()
     good = open_store(tmp_path / "fresh" / "memory.sqlite", warn=lines.append)
     assert isinstance(good, MemoryStore) and not lines
 
@@ -153,3 +160,9 @@ def test_sentence_embedder_where_installed(tmp_path, monkeypatch):
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2]
     assert emb.name.startswith("sentence-") and isinstance(default_embedder(), SentenceEmbedder)
+    store = MemoryStore(tmp_path / "m.sqlite")  # vectors of the hashing embedder are remade by this one
+    store.put_entries([_entry(i) for i in range(3)])
+    store.embedded(HashingEmbedder(), store.entries())
+    remade = store.embedded(emb, store.entries())
+    assert all(e.embedder == emb.name and e.embedding.shape == (384,) for e in remade)
+    assert {e.embedder for e in store.entries()} == {emb.name}

@@ -135,6 +135,8 @@ def test_memory_cli_round_trips(ws, tmp_path):
     assert res.exit_code == 0 and not MemoryStore(second).entries() and not MemoryStore(second).tasks()
     res = runner.invoke(memory_app, ["show", "breast-cancer", "--memory", second])
     assert res.exit_code == 1
+    res = runner.invoke(memory_app, ["where"], env={"MEDALIST_MEMORY": first})
+    assert res.exit_code == 0 and res.output.strip() == first
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"garbage" * 100)
     res = runner.invoke(memory_app, ["list", "--memory", str(bad)])

@@ -122,9 +122,14 @@ class MemoryStore:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "entries" not in tables:
+                raise ValueError(f"not a medalist memory (it holds tables {sorted(tables)[:5]})")
+            check = con.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
             con.executescript(_SCHEMA)  # runs as one transaction of its own
             con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            con.execute("SELECT count(*) FROM entries").fetchone()
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> sqlite3.Connection:
