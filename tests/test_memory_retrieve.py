@@ -179,7 +179,12 @@ def test_describe_tree_lists_files_sizes_and_csv_columns(tmp_path):
     for i in range(25):
         (comp / "images" / f"{i}.jpg").write_bytes(b"\xff" * 10)
     text = describe_tree(comp)
-    assert "train.csv" in text and "columns: id, age, label" in text and "description.md" in text
+    assert (
+        text.startswith("demo/")
+        and "train.csv" in text
+        and "columns: id, age, label" in text
+        and "description.md" in text
+    )
     assert "25 files (25 .jpg)" in text and "0.jpg" not in text
     cand = Candidate.from_folder(comp)
     assert cand.key == "demo" and cand.n_files == 27 and cand.n_columns == 3 and cand.tree == text

@@ -56,7 +56,7 @@ class Candidate:
     @classmethod
     def from_folder(cls, folder: str | Path) -> Candidate:
         path = Path(folder)
-        key = path.parent.name if path.name == "public" else path.name
+        key = _slug(path)
         files = [p for p in path.rglob("*") if p.is_file()]
         columns = sum(len(_csv_header(p)) for p in files if p.suffix.lower() == ".csv")
         return cls(key, describe_tree(path), len(files), sum(p.stat().st_size for p in files), columns)
@@ -83,7 +83,7 @@ def describe_tree(folder: str | Path) -> str:
     """The file tree of a competition folder as text: paths and sizes, CSV column headers; a directory of
     more than 20 files is summarised by extension."""
     root = Path(folder)
-    lines = [f"{root.name}/"]
+    lines = [f"{_slug(root)}/"]
     for directory in sorted([root, *[p for p in root.rglob("*") if p.is_dir()]]):
         files = sorted(p for p in directory.iterdir() if p.is_file())
         rel = directory.relative_to(root)
@@ -193,6 +193,11 @@ def _rag_matrices(store: MemoryStore | None, embedder: Embedder) -> tuple[np.nda
         vectors = [e.embedding for e in entries if e.embedding is not None]
         out.append(np.stack(vectors) if vectors else empty)
     return out[0], out[1]
+
+
+def _slug(folder: Path) -> str:
+    """The competition's name: the folder's, or its parent's for a ``<slug>/public`` folder."""
+    return folder.parent.name if folder.name == "public" else folder.name
 
 
 def _csv_header(path: Path) -> list[str]:
