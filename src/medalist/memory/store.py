@@ -115,8 +115,9 @@ def default_memory_path() -> Path:
 
 
 class MemoryStore:
-    """``MemoryStore(path)``: opens (creating when absent) the memory at ``path``. Raises sqlite3.Error or
-    OSError on a file that is not a readable memory; :func:`open_store` turns that into a warning."""
+    """``MemoryStore(path)``: opens (creating when absent) the memory at ``path``. Raises sqlite3.Error,
+    OSError or ValueError on a file that is not a readable memory; :func:`open_store` turns that into one
+    warning line."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
