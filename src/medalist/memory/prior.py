@@ -1,0 +1,112 @@
+"""The expert's prior from memory: what won on the most similar past tasks goes first.
+
+Each similar task t (similarity w_t > 0) ranks its run's experiments; a family's score is the
+similarity-weighted mean over those tasks of ``1 - (best_rank - 1) / (n_ranked - 1)`` (1 = it won that run).
+Families tried but never in a run's top min(3, n/2) nor above its first baseline "never helped" and go
+last. An empty memory gives an empty prior, and ``reorder(families, EMPTY)`` returns ``families`` unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from medalist.memory.card import TaskCard
+from medalist.memory.embed import Embedder
+from medalist.memory.retrieve import similar_tasks
+from medalist.memory.store import MemoryStore
+
+TOP_PARAMS = 3
+HELPFUL_RANK = 3
+
+
+@dataclass(frozen=True)
+class ExpertPrior:
+    """families: best first; params: family -> winning parameter sets (best first, for Optuna's
+    enqueue_trial); recipes: feature recipes that beat their family's base recipe; never_helped: families
+    that go last; sources: (task key, similarity) of the tasks it came from."""
+
+    families: tuple[str, ...] = ()
+    params: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = ()
+    recipes: tuple[str, ...] = ()
+    never_helped: tuple[str, ...] = ()
+    sources: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.families or self.recipes or self.never_helped)
+
+    def params_for(self, family: str) -> list[dict[str, Any]]:
+        """The winning parameter sets of ``family`` (best first; empty when none)."""
+        return [dict(p) for p in dict(self.params).get(family, ())]
+
+
+EMPTY_PRIOR = ExpertPrior()
+
+
+def expert_prior(
+    store: MemoryStore,
+    card: TaskCard,
+    k: int = 3,
+    embedder: Embedder | None = None,
+    exclude: str | None = None,
+) -> ExpertPrior:
+    """The prior from the ``k`` stored tasks most similar to ``card`` (``exclude``: a task key to leave out)."""
+    neighbours = [(c, s) for c, s in similar_tasks(store, card, k, embedder, exclude) if s > 0]
+    score: dict[str, float] = defaultdict(float)
+    weight: dict[str, float] = defaultdict(float)
+    helped: set[str] = set()
+    tried: set[str] = set()
+    recipe_gain: dict[str, float] = defaultdict(float)
+    winners: list[tuple[float, str, dict[str, Any]]] = []
+    for other, sim in neighbours:
+        experiments = [e.data for e in store.entries(kinds=("experiment",), task_key=other.task_key)]
+        best_rank: dict[str, tuple[int, int]] = {}
+        for d in experiments:
+            family, rank, n = str(d["family"]), int(d["rank"]), max(int(d["n_ranked"]), 1)
+            tried.add(family)
+            if rank <= max(1, min(HELPFUL_RANK, n // 2)) or float(d.get("gain") or 0.0) > 0:
+                helped.add(family)
+            if family not in best_rank or rank < best_rank[family][0]:
+                best_rank[family] = (rank, n)
+            winners.append((sim * (1 - (rank - 1) / max(n - 1, 1)), family, d.get("params") or {}))
+            if d.get("recipe_gain") is not None:
+                recipe_gain[str(d["features"])] += sim * float(d["recipe_gain"])
+        for family, (rank, n) in best_rank.items():
+            score[family] += sim * (1 - (rank - 1) / max(n - 1, 1))
+            weight[family] += sim
+    if not score:
+        return EMPTY_PRIOR
+    families = sorted(score, key=lambda f: (-score[f] / weight[f], f))
+    return ExpertPrior(
+        families=tuple(f for f in families if f in helped),
+        params=_top_params(winners),
+        recipes=tuple(r for r, g in sorted(recipe_gain.items(), key=lambda kv: (-kv[1], kv[0])) if g > 0),
+        never_helped=tuple(f for f in families if f in tried - helped),
+        sources=tuple((c.task_key, round(s, 4)) for c, s in neighbours),
+    )
+
+
+def _top_params(
+    winners: list[tuple[float, str, dict[str, Any]]],
+) -> tuple[tuple[str, tuple[dict[str, Any], ...]], ...]:
+    by_family: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    seen: set[str] = set()
+    for _, family, params in sorted(winners, key=lambda w: (-w[0], w[1])):
+        blob = json.dumps([family, params], sort_keys=True, default=str)
+        if blob in seen or len(by_family[family]) >= TOP_PARAMS:
+            continue
+        seen.add(blob)
+        by_family[family].append(params)
+    return tuple((f, tuple(ps)) for f, ps in sorted(by_family.items()))
+
+
+def reorder(families: list[str], prior: ExpertPrior) -> list[str]:
+    """``families`` with the prior's helpful ones first (in the prior's order), the unknown ones next (in
+    their given order) and those that never helped last; the identity for an empty prior."""
+    first = [f for f in prior.families if f in families]
+    last = [f for f in families if f in prior.never_helped and f not in first]
+    middle = [f for f in families if f not in first and f not in last]
+    return first + middle + last
