@@ -16,6 +16,8 @@ from medalist.workspace import Workspace
 
 if TYPE_CHECKING:
     from medalist.config import Settings
+    from medalist.policy.base import Policy, SolvePolicy
+    from medalist.policy.llm import LLMPolicy
 
 Event = Callable[[str, dict[str, Any]], None]
 MEMBER_KINDS = ("model", "script", "ensemble", "distill")
@@ -72,12 +74,12 @@ def candidate_of(rec) -> Any:
 class Policies:
     """The policies of one command, built from Settings by ``build_policies``."""
 
-    setup: Any  # the setup policy: the LLM's, else the expert's
-    fallback: Any | None  # the expert, where the LLM's setup policy may fail its retry budget
-    llm: Any | None  # the LLMPolicy, or None with --llm none
+    setup: Policy  # the setup policy: the LLM's, else the expert's
+    fallback: Policy | None  # the expert, where the LLM's setup policy may fail its retry budget
+    llm: LLMPolicy | None  # None with --llm none
     llm_share: float = 0.5  # share of the experiments the LLM proposes
 
-    def solver(self, ws: Workspace, task_summary: str) -> Any:
+    def solver(self, ws: Workspace, task_summary: str) -> SolvePolicy:
         """The solve policy for ``ws``: the expert's, or the LLM's proposing ``llm_share`` of experiments over
         it (its calls logged to ``ws``'s logs)."""
         from medalist.policy.expert_solve import ExpertSolver
@@ -110,7 +112,7 @@ def build_policies(settings: Settings, workdir: Path) -> Iterator[Policies]:
         model_dir=settings.local_model_dir,
     ) as policy:
         # a local model's calls are slow on a CPU: it proposes a quarter of the experiments, an endpoint half
-        share = 0.25 if settings.llm_choice == "local" else 0.5
+        share = 0.25 if settings.llm_choice.lower() == "local" else 0.5
         yield Policies(policy, ExpertPolicy(), policy, share)
 
 
