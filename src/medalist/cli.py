@@ -27,7 +27,7 @@ WorkdirOpt = Annotated[
     Path, typer.Option("--workdir", "-w", help="Where workspaces live (<workdir>/<slug>/).")
 ]
 LlmOpt = Annotated[
-    str | None, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL [default: none].")
+    str | None, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL (default: none).")
 ]
 LlmModelOpt = Annotated[
     str | None,
@@ -42,7 +42,7 @@ MaxCostOpt = Annotated[
 TuneEngineOpt = Annotated[
     str | None,
     typer.Option(
-        help="auto (Optuna TPE for trials under 3 s, else HEBO where it runs) | optuna | hebo [default: auto]"
+        help="auto (Optuna TPE for trials under 3 s, else HEBO where it runs) | optuna | hebo (default: auto)"
     ),
 ]
 
@@ -103,11 +103,11 @@ def run(
     workdir: WorkdirOpt = Path("runs"),
     time_budget: Annotated[
         float | None,
-        typer.Option("--time-budget", "-t", help="Seconds for the whole run [default: 300]."),
+        typer.Option("--time-budget", "-t", help="Seconds for the whole run (default: 300)."),
     ] = None,
     llm: LlmOpt = None,
     llm_model: LlmModelOpt = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for folds and models [default: 0].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for folds and models (default: 0).")] = None,
     tune_engine: TuneEngineOpt = None,
     skip_models: Annotated[
         str | None, typer.Option(help="Model families not to use, comma separated.")
@@ -210,7 +210,7 @@ def solve(
     workspace: WorkspaceArg,
     time_budget: Annotated[
         float | None,
-        typer.Option("--time-budget", "-t", help="Seconds for more experiments [default: 300]."),
+        typer.Option("--time-budget", "-t", help="Seconds for more experiments (default: 300)."),
     ] = None,
     tune_engine: TuneEngineOpt = None,
     llm: LlmOpt = None,

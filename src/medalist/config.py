@@ -65,7 +65,6 @@ class Settings:
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/medalist or ~/.cache/medalist
     model_dir: Path | None = None  # local GGUF models; default: <cache_dir>/models
     fold_jobs: int | None = None  # folds fitted side by side; None: the cores, up to 2
-    debug: bool = False  # tracebacks for internal errors
 
     def validated(self) -> Settings:
         """Self, after checking the values a user can get wrong (InputError in one line otherwise)."""
@@ -108,8 +107,10 @@ ENV: dict[str, tuple[str, Any]] = {
     "cache_dir": ("MEDALIST_CACHE_DIR", str),
     "model_dir": ("MEDALIST_MODEL_DIR", str),
     "fold_jobs": ("MEDALIST_FOLD_JOBS", int),
-    "debug": ("MEDALIST_DEBUG", str),
 }
+DEBUG_ENV = (
+    "MEDALIST_DEBUG"  # read by the CLI's entry point, before any setting: tracebacks for internal errors
+)
 _SETTING_NAMES = {f.name for f in fields(Settings)} - {"llm_config"}
 _LLM_NAMES = {f.name for f in fields(LLMConfig)}
 
@@ -151,7 +152,7 @@ def load_settings(
 
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
     """Whether MEDALIST_DEBUG asks for tracebacks (read before any other setting, by the CLI's entry point)."""
-    return _flag((os.environ if env is None else env).get(ENV["debug"][0], ""))
+    return _flag((os.environ if env is None else env).get(DEBUG_ENV, ""))
 
 
 def _config_path(env: Mapping[str, str]) -> Path | None:
@@ -196,8 +197,6 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if name == "skip_models":
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(_text(m).strip() for m in items if _text(m).strip())
-        if name == "debug":
-            return value if isinstance(value, bool) else _flag(_text(value))
         return _text(value).strip()
     except (TypeError, ValueError) as exc:
         raise InputError(f"{where}: {exc}") from exc

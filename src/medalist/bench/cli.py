@@ -79,13 +79,13 @@ def bench(
     workdir: Annotated[Path, typer.Option("--workdir", "-w", help="Where run workspaces and the report go.")],
     time_budget: Annotated[
         float | None,
-        typer.Option("--time-budget", "-t", help="Seconds per competition and seed [default: 300]."),
+        typer.Option("--time-budget", "-t", help="Seconds per competition and seed (default: 300)."),
     ] = None,
     only: Annotated[str | None, typer.Option("--only", help="Comma-separated competition slugs.")] = None,
     seeds: Annotated[int, typer.Option("--seeds", help="Runs per competition (for mean ± SEM, Pass@k).")] = 1,
     llm: Annotated[
         str | None,
-        typer.Option("--llm", help="none | local | an OpenAI-compatible base URL [default: none]."),
+        typer.Option("--llm", help="none | local | an OpenAI-compatible base URL (default: none)."),
     ] = None,
     setup_only: Annotated[
         bool, typer.Option("--setup-only", help="Run Phase I only; report Pass@k.")
