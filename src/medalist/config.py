@@ -13,7 +13,8 @@ ctx, cache, cache_dir, prices, max_llm_tokens, max_cost)::
     max_cost = 0.5
     max_retries = 2
 
-Environment variables read here (and nowhere else; see ``ENV``): MEDALIST_TIME_BUDGET, MEDALIST_SEED,
+Environment variables read here (the commands read the environment nowhere else; see ``ENV``):
+MEDALIST_TIME_BUDGET, MEDALIST_SEED,
 MEDALIST_TUNE_ENGINE, MEDALIST_SKIP_MODELS, MEDALIST_LLM (none | local | URL), MEDALIST_LLM_LOCAL_MODEL,
 MEDALIST_CACHE_DIR, MEDALIST_MODEL_DIR, MEDALIST_FOLD_JOBS, MEDALIST_DEBUG, and the
 endpoint's MEDALIST_LLM_* / MEDALIST_MAX_LLM_TOKENS / MEDALIST_MAX_COST (and OPENAI_API_KEY /
@@ -96,21 +97,20 @@ class Settings:
         return self.llm_choice.lower() != "none"
 
 
-# setting -> (environment variable, parser from text)
-ENV: dict[str, tuple[str, Any]] = {
-    "time_budget": ("MEDALIST_TIME_BUDGET", float),
-    "seed": ("MEDALIST_SEED", int),
-    "tune_engine": ("MEDALIST_TUNE_ENGINE", str),
-    "skip_models": ("MEDALIST_SKIP_MODELS", str),
-    "llm": ("MEDALIST_LLM", str),
-    "llm_model": ("MEDALIST_LLM_LOCAL_MODEL", str),
-    "cache_dir": ("MEDALIST_CACHE_DIR", str),
-    "model_dir": ("MEDALIST_MODEL_DIR", str),
-    "fold_jobs": ("MEDALIST_FOLD_JOBS", int),
+# setting -> environment variable
+ENV: dict[str, str] = {
+    "time_budget": "MEDALIST_TIME_BUDGET",
+    "seed": "MEDALIST_SEED",
+    "tune_engine": "MEDALIST_TUNE_ENGINE",
+    "skip_models": "MEDALIST_SKIP_MODELS",
+    "llm": "MEDALIST_LLM",
+    "llm_model": "MEDALIST_LLM_LOCAL_MODEL",
+    "cache_dir": "MEDALIST_CACHE_DIR",
+    "model_dir": "MEDALIST_MODEL_DIR",
+    "fold_jobs": "MEDALIST_FOLD_JOBS",
 }
-DEBUG_ENV = (
-    "MEDALIST_DEBUG"  # read by the CLI's entry point, before any setting: tracebacks for internal errors
-)
+# read by the CLI's entry point before any setting: tracebacks for internal errors
+DEBUG_ENV = "MEDALIST_DEBUG"
 _SETTING_NAMES = {f.name for f in fields(Settings)} - {"llm_config"}
 _LLM_NAMES = {f.name for f in fields(LLMConfig)}
 
@@ -130,7 +130,7 @@ def load_settings(
     path = config_file or _config_path(env)
     top, llm_table = _read_toml(path) if path is not None else ({}, {})
     values = {name: _coerce(name, value, f"{path}: {name}") for name, value in top.items()}
-    for name, (var, _) in ENV.items():
+    for name, var in ENV.items():
         text = env.get(var, "").strip()
         if text:
             values[name] = _coerce(name, text, f"{var}={text!r}")
