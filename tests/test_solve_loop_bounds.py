@@ -134,13 +134,14 @@ def test_tuning_trials_train_within_the_round_and_their_slack(
     600 s), and at most TRIAL_SLACK times its parent's seconds; 2 folds fitted side by side share it whole.
     Bounds never go below the 5 s per-fold floor, so these checks hold unless setting up the search takes
     4 s."""
-    monkeypatch.setenv("MEDALIST_FOLD_JOBS", "2")
     monkeypatch.setattr(loop_module, "TRIAL_SLACK", 1e9)
     ws, data = competition_workspace(tmp_path, competitions, TITANIC)
     folds = load_or_make_folds(ws, data, 2, seed=0)
     ledger = Ledger(ws.ledger)
     policy = LGBMThenTune(slack_to_six)
-    SolveLoop(ws, data, folds, ledger, policy, deadline=time.monotonic() + 600.0, tune_engine="optuna").run()
+    SolveLoop(
+        ws, data, folds, ledger, policy, deadline=time.monotonic() + 600.0, tune_engine="optuna", fold_jobs=2
+    ).run()
     baseline, *trials = ledger.records("done")
     assert baseline.params["max_seconds"] > 0.8 * 500  # outside a round: 80 % of the time left
     assert len(trials) >= 2 and all(r.note == "hpo optuna" for r in trials)

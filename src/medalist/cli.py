@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -28,55 +26,53 @@ out = Console(width=None if sys.stdout.isatty() else 140)
 WorkdirOpt = Annotated[
     Path, typer.Option("--workdir", "-w", help="Where workspaces live (<workdir>/<slug>/).")
 ]
-LlmOpt = Annotated[str, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL.")]
+LlmOpt = Annotated[
+    str | None, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL (default: none).")
+]
+LlmModelOpt = Annotated[
+    str | None,
+    typer.Option(help="--llm local: a GGUF file or packaged model; --llm URL: the model name."),
+]
 MaxTokensOpt = Annotated[
     int | None, typer.Option("--max-llm-tokens", help="Stop asking the LLM after this many tokens.")
 ]
 MaxCostOpt = Annotated[
     float | None, typer.Option("--max-cost", help="Stop asking the LLM after this many dollars.")
 ]
+TuneEngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="auto (Optuna TPE for trials under 3 s, else HEBO where it runs) | optuna | hebo (default: auto)"
+    ),
+]
 
 
-@contextmanager
-def _policies(
-    llm: str, llm_model: str | None, workdir: Path, max_llm_tokens: int | None, max_cost: float | None
-):
-    """(policy, fallback) for --llm; a local model's server runs while the block does."""
-    from medalist.policy.expert import ExpertPolicy
+def _settings(**flags: object):
+    """Settings for a command: defaults < medalist.toml / $MEDALIST_CONFIG < environment < the flags given."""
+    from medalist.config import load_settings
 
-    if llm in ("", "none"):
-        yield ExpertPolicy(), None
-        return
-    from medalist.policy.llm import make_llm_policy
-
-    with make_llm_policy(
-        llm, llm_model=llm_model, workdir=workdir, max_llm_tokens=max_llm_tokens, max_cost=max_cost
-    ) as policy:
-        yield policy, ExpertPolicy()
+    return load_settings(flags)
 
 
 @app.command()
 def setup(
     competition: Annotated[str, typer.Argument(help="Competition folder (description + data files).")],
     workdir: WorkdirOpt = Path("runs"),
-    llm: LlmOpt = "none",
-    llm_model: Annotated[
-        str | None,
-        typer.Option(help="--llm local: a GGUF file or packaged model; --llm URL: the model name."),
-    ] = None,
+    llm: LlmOpt = None,
+    llm_model: LlmModelOpt = None,
     max_llm_tokens: MaxTokensOpt = None,
     max_cost: MaxCostOpt = None,
 ) -> None:
     """Phase I: set the competition up (task.json + maps) through the checked stage machine."""
     from medalist.intake import open_competition
+    from medalist.pipeline import build_policies
     from medalist.setup import run_setup
 
+    settings = _settings(llm=llm, llm_model=llm_model, max_llm_tokens=max_llm_tokens, max_cost=max_cost)
     comp = open_competition(competition)
-    with (
-        _policies(llm, llm_model, workdir, max_llm_tokens, max_cost) as (policy, fallback),
-        console.status("setting up…"),
-    ):
-        spec, ws, records = run_setup(comp, workdir, policy=policy, fallback=fallback)
+    with build_policies(settings, workdir) as policies, console.status("setting up…"):
+        spec, ws, records = run_setup(comp, workdir, policy=policies.setup, fallback=policies.fallback)
+    fallback = policies.fallback
     table = Table(title=f"{spec.slug}: setup passed every check", show_header=False)
     table.add_row("task", f"{spec.task_type}  ({spec.transform.output} output)")
     table.add_row("metric", f"{spec.metric} ({'lower' if spec.lower_is_better else 'higher'} is better)")
@@ -106,19 +102,16 @@ def run(
     competition: Annotated[str, typer.Argument(help="Competition folder (description + data files).")],
     workdir: WorkdirOpt = Path("runs"),
     time_budget: Annotated[
-        float, typer.Option("--time-budget", "-t", help="Seconds for the whole run.")
-    ] = 300.0,
-    llm: LlmOpt = "none",
-    llm_model: Annotated[
-        str | None,
-        typer.Option(help="--llm local: a GGUF file or packaged model; --llm URL: the model name."),
+        float | None,
+        typer.Option("--time-budget", "-t", help="Seconds for the whole run (default: 300)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for folds and models.")] = 0,
-    tune_engine: Annotated[
-        str,
-        typer.Option(help="auto (Optuna TPE for trials under 3 s, else HEBO where it runs) | optuna | hebo"),
-    ] = "auto",
-    skip_models: Annotated[str, typer.Option(help="Model families not to use, comma separated.")] = "",
+    llm: LlmOpt = None,
+    llm_model: LlmModelOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for folds and models (default: 0).")] = None,
+    tune_engine: TuneEngineOpt = None,
+    skip_models: Annotated[
+        str | None, typer.Option(help="Model families not to use, comma separated.")
+    ] = None,
     max_llm_tokens: MaxTokensOpt = None,
     max_cost: MaxCostOpt = None,
 ) -> None:
@@ -126,24 +119,19 @@ def run(
     from medalist.intake import open_competition
     from medalist.pipeline import run_competition
 
-    if time_budget <= 0:
-        raise MedalistError("--time-budget must be positive (seconds)")
+    settings = _settings(
+        time_budget=time_budget,
+        llm=llm,
+        llm_model=llm_model,
+        seed=seed,
+        tune_engine=tune_engine,
+        skip_models=skip_models,
+        max_llm_tokens=max_llm_tokens,
+        max_cost=max_cost,
+    )
     open_competition(competition)  # bad input fails here, in one line, before any progress is drawn
-    with _RunDisplay(time_budget) as display:
-        result = run_competition(
-            competition,
-            workdir,
-            time_budget=time_budget,
-            llm=llm,
-            seed=seed,
-            on_event=display.event,
-            raise_errors=True,
-            tune_engine=tune_engine,
-            llm_model=llm_model,
-            skip_models=tuple(m for m in skip_models.split(",") if m),
-            max_llm_tokens=max_llm_tokens,
-            max_cost=max_cost,
-        )
+    with _RunDisplay(settings.time_budget) as display:
+        result = run_competition(competition, workdir, settings, on_event=display.event, raise_errors=True)
     _print_closing_table(result)
 
 
@@ -221,38 +209,53 @@ def _open_workspace(path: Path):
 def solve(
     workspace: WorkspaceArg,
     time_budget: Annotated[
-        float, typer.Option("--time-budget", "-t", help="Seconds for more experiments.")
-    ] = 300.0,
-    tune_engine: Annotated[
-        str,
-        typer.Option(help="auto (Optuna TPE for trials under 3 s, else HEBO where it runs) | optuna | hebo"),
-    ] = "auto",
+        float | None,
+        typer.Option("--time-budget", "-t", help="Seconds for more experiments (default: 300)."),
+    ] = None,
+    tune_engine: TuneEngineOpt = None,
+    llm: LlmOpt = None,
+    llm_model: LlmModelOpt = None,
+    skip_models: Annotated[
+        str | None, typer.Option(help="Model families not to use, comma separated.")
+    ] = None,
+    max_llm_tokens: MaxTokensOpt = None,
+    max_cost: MaxCostOpt = None,
 ) -> None:
     """Run more experiments on an existing workspace (finished ones are never repeated)."""
     import time
 
-    from medalist.pipeline import promote_record
-    from medalist.policy.expert_solve import ExpertSolver
+    from medalist.pipeline import build_policies, promote_record
     from medalist.solve.loop import SolveLoop
 
+    settings = _settings(
+        time_budget=time_budget,
+        tune_engine=tune_engine,
+        llm=llm,
+        llm_model=llm_model,
+        skip_models=skip_models,
+        max_llm_tokens=max_llm_tokens,
+        max_cost=max_cost,
+    )
     ws, data, folds, ledger = _open_workspace(workspace)
     ledger.mark_stale_running()
 
     def on_record(rec) -> None:
         promote_record(ws, data, rec)
 
-    with _RunDisplay(time_budget) as display:
+    with build_policies(settings, ws.root.parent) as policies, _RunDisplay(settings.time_budget) as display:
         display.event("stage", {"name": "solve"})
         SolveLoop(
             ws,
             data,
             folds,
             ledger,
-            ExpertSolver(),
-            deadline=time.monotonic() + time_budget,
+            policies.solver(ws, data.spec.summary),
+            deadline=time.monotonic() + settings.time_budget,
             on_event=display.event,
             on_record=on_record,
-            tune_engine=tune_engine,
+            tune_engine=settings.tune_engine,
+            skip_models=settings.skip_models,
+            fold_jobs=settings.fold_jobs,
         ).run()
     _print_ledger(ws, None)
 
@@ -377,7 +380,9 @@ def main() -> None:
         console.print("error: interrupted; finished work is kept in the workspace", markup=False)
         sys.exit(130)
     except Exception as e:  # a bug: say so in one line, keep the traceback for MEDALIST_DEBUG
-        if os.environ.get("MEDALIST_DEBUG"):
+        from medalist.config import debug_enabled
+
+        if debug_enabled():
             traceback.print_exc()
         console.print(
             f"error: internal error ({type(e).__name__}: {_one_line(str(e))}); "

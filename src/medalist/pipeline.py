@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medalist.errors import MedalistError
 from medalist.workspace import Workspace
+
+if TYPE_CHECKING:
+    from medalist.config import Settings
+    from medalist.policy.base import Policy, SolvePolicy
+    from medalist.policy.llm import LLMPolicy
 
 Event = Callable[[str, dict[str, Any]], None]
 MEMBER_KINDS = ("model", "script", "ensemble", "distill")
@@ -66,49 +71,73 @@ def candidate_of(rec) -> Any:
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """How to run one competition."""
+class Policies:
+    """The policies of one command, built from Settings by ``build_policies``."""
 
-    time_budget: float = 300.0
-    llm: str = "none"
-    llm_model: str | None = None
-    seed: int = 0
-    setup_only: bool = False
-    tune_engine: str = "auto"
-    skip_models: tuple[str, ...] = ()
-    max_llm_tokens: int | None = None
-    max_cost: float | None = None
+    setup: Policy  # the setup policy: the LLM's, else the expert's
+    fallback: Policy | None  # the expert, where the LLM's setup policy may fail its retry budget
+    llm: LLMPolicy | None  # None with --llm none
+    llm_share: float = 0.5  # share of the experiments the LLM proposes
+
+    def solver(self, ws: Workspace, task_summary: str) -> SolvePolicy:
+        """The solve policy for ``ws``: the expert's, or the LLM's proposing ``llm_share`` of experiments over
+        it (its calls logged to ``ws``'s logs)."""
+        from medalist.policy.expert_solve import ExpertSolver
+
+        expert = ExpertSolver()
+        if self.llm is None:
+            return expert
+        from medalist.policy.llm_solve import LLMSolver
+
+        self.llm.bind(ws)
+        return LLMSolver(self.llm, expert, task_summary=task_summary, llm_share=self.llm_share)
+
+
+@contextmanager
+def build_policies(settings: Settings, workdir: Path) -> Iterator[Policies]:
+    """The setup policy, its fallback and the solve policy for ``settings`` (every command builds them
+    here); a local model's server runs while the block does."""
+    from medalist.policy.expert import ExpertPolicy
+
+    if not settings.uses_llm:
+        yield Policies(ExpertPolicy(), None, None)
+        return
+    from medalist.policy.llm import make_llm_policy
+
+    with make_llm_policy(
+        settings.llm_choice,
+        llm_model=settings.llm_model,
+        workdir=workdir,
+        base=settings.llm_config,
+        model_dir=settings.local_model_dir,
+    ) as policy:
+        # a local model's calls are slow on a CPU: it proposes a quarter of the experiments, an endpoint half
+        share = 0.25 if settings.llm_choice.lower() == "local" else 0.5
+        yield Policies(policy, ExpertPolicy(), policy, share)
 
 
 def run_competition(
     competition_dir: str | Path,
     workdir: str | Path,
-    time_budget: float = 300.0,
-    llm: str = "none",
-    seed: int = 0,
+    settings: Settings | None = None,
+    *,
     setup_only: bool = False,
     on_event: Event | None = None,
     raise_errors: bool = False,
-    tune_engine: str = "auto",
-    llm_model: str | None = None,
-    skip_models: tuple[str, ...] = (),
-    max_llm_tokens: int | None = None,
-    max_cost: float | None = None,
+    **flags: Any,
 ) -> RunResult:
-    """Run medalist on one competition folder. Errors end up in ``RunResult.error`` unless ``raise_errors``."""
+    """Run medalist on one competition folder. Errors end up in ``RunResult.error`` unless ``raise_errors``.
+
+    ``settings`` None: ``load_settings(flags)`` (the settings file, the environment, then ``flags`` such as
+    time_budget=, llm=, seed=, max_cost=).
+    """
+    from medalist.config import load_settings
     from medalist.intake import open_competition
 
-    opts = RunOptions(
-        time_budget,
-        llm,
-        llm_model,
-        seed,
-        setup_only,
-        tune_engine,
-        tuple(skip_models),
-        max_llm_tokens,
-        max_cost,
-    )
+    if settings is None:
+        settings = load_settings(flags)
+    elif flags:
+        raise TypeError(f"pass settings or flags, not both: {', '.join(flags)}")
     t0 = time.monotonic()
     emit = on_event or (lambda kind, info: None)
     comp = open_competition(competition_dir) if raise_errors else None
@@ -116,7 +145,7 @@ def run_competition(
         comp = comp or open_competition(competition_dir)
         ws = Workspace.create(workdir, comp.slug)
         result = RunResult(comp.slug, ws.root)
-        _run(comp, ws, result, t0, opts, emit)
+        _run(comp, ws, result, t0, settings, setup_only, emit)
     except MedalistError as e:
         if raise_errors:
             raise
@@ -126,39 +155,29 @@ def run_competition(
     return result
 
 
-def _run(comp, ws: Workspace, result: RunResult, t0: float, opts: RunOptions, emit: Event) -> None:
-    from medalist.policy.expert import ExpertPolicy
+def _run(
+    comp, ws: Workspace, result: RunResult, t0: float, settings: Settings, setup_only: bool, emit: Event
+) -> None:
     from medalist.setup import run_setup, setup_is_done
     from medalist.workspace import read_jsonl
 
-    deadline = t0 + opts.time_budget
+    deadline = t0 + settings.time_budget
     with ExitStack() as stack:
-        llm_policy = None
-        if opts.llm not in ("", "none"):
-            from medalist.policy.llm import make_llm_policy
-
+        if settings.uses_llm:
             emit("stage", {"name": "llm"})
-            llm_policy = stack.enter_context(
-                make_llm_policy(
-                    opts.llm,
-                    llm_model=opts.llm_model,
-                    workdir=ws.root.parent,
-                    max_llm_tokens=opts.max_llm_tokens,
-                    max_cost=opts.max_cost,
-                )
-            )
+        policies = stack.enter_context(build_policies(settings, ws.root.parent))
         if not setup_is_done(ws):
             emit("stage", {"name": "setup"})
             run_setup(
                 comp,
                 ws.root.parent,
-                policy=llm_policy or ExpertPolicy(),
-                fallback=ExpertPolicy() if llm_policy else None,
+                policy=policies.setup,
+                fallback=policies.fallback,
                 on_record=lambda r: emit("setup_record", vars(r)),
             )
         result.stage_records = read_jsonl(ws.logs / "stages.jsonl")
-        if not opts.setup_only:
-            _solve(ws, result, t0, deadline, opts, emit, llm_policy)
+        if not setup_only:
+            _solve(ws, result, t0, deadline, settings, emit, policies)
     _llm_usage(ws, result)
 
 
@@ -175,23 +194,28 @@ def _llm_usage(ws: Workspace, result: RunResult) -> None:
 
 
 def _solve(
-    ws: Workspace, result: RunResult, t0: float, deadline: float, opts: RunOptions, emit: Event, llm_policy
+    ws: Workspace,
+    result: RunResult,
+    t0: float,
+    deadline: float,
+    settings: Settings,
+    emit: Event,
+    policies: Policies,
 ) -> None:
     """Folds, the prior as the first submission, the solve loop, then ensembles in the reserved time."""
-    from medalist.policy.expert_solve import ExpertSolver
     from medalist.setup.data import load_task_data
     from medalist.solve.folds import load_or_make_folds
     from medalist.solve.ledger import Ledger
     from medalist.solve.loop import SolveLoop
 
     data = load_task_data(ws)
-    folds = load_or_make_folds(ws, data, seed=opts.seed)
+    folds = load_or_make_folds(ws, data, seed=settings.seed)
     ledger = Ledger(ws.ledger)
     stale = ledger.mark_stale_running()
     if stale:
         emit("resumed", {"interrupted": stale})
     ws.log_event(
-        "run", {"event": "start", "time_budget": opts.time_budget, "done": len(ledger.records("done"))}
+        "run", {"event": "start", "time_budget": settings.time_budget, "done": len(ledger.records("done"))}
     )
 
     def on_record(rec) -> None:
@@ -210,25 +234,19 @@ def _solve(
         elif rec.status == "failed":
             emit("experiment_failed", {"name": rec.name, "error": rec.error})
 
-    reserve = ensemble_reserve(opts.time_budget)
-    solver = ExpertSolver()
-    if llm_policy is not None:
-        from medalist.policy.llm_solve import LLMSolver
-
-        # a local model's calls are slow on a CPU: it proposes a quarter of the experiments, an endpoint half
-        share = 0.25 if opts.llm == "local" else 0.5
-        solver = LLMSolver(llm_policy, solver, task_summary=data.spec.summary, llm_share=share)
+    reserve = ensemble_reserve(settings.time_budget)
     loop = SolveLoop(
         ws,
         data,
         folds,
         ledger,
-        solver,
+        policies.solver(ws, data.spec.summary),
         deadline=deadline - reserve,
         on_event=emit,
         on_record=on_record,
-        tune_engine=opts.tune_engine,
-        skip_models=opts.skip_models,
+        tune_engine=settings.tune_engine,
+        skip_models=settings.skip_models,
+        fold_jobs=settings.fold_jobs,
     )
     on_record(loop.run_prior())
     emit("stage", {"name": "solve"})

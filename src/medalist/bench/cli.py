@@ -6,7 +6,6 @@ Bad input prints one line ``error: ...`` on stderr and exits with code 2 (no tra
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -79,11 +78,15 @@ def bench(
     ],
     workdir: Annotated[Path, typer.Option("--workdir", "-w", help="Where run workspaces and the report go.")],
     time_budget: Annotated[
-        float, typer.Option("--time-budget", "-t", help="Seconds per competition and seed.")
-    ] = 300.0,
+        float | None,
+        typer.Option("--time-budget", "-t", help="Seconds per competition and seed (default: 300)."),
+    ] = None,
     only: Annotated[str | None, typer.Option("--only", help="Comma-separated competition slugs.")] = None,
     seeds: Annotated[int, typer.Option("--seeds", help="Runs per competition (for mean ± SEM, Pass@k).")] = 1,
-    llm: Annotated[str, typer.Option("--llm", help="none | local | an OpenAI-compatible base URL.")] = "none",
+    llm: Annotated[
+        str | None,
+        typer.Option("--llm", help="none | local | an OpenAI-compatible base URL (default: none)."),
+    ] = None,
     setup_only: Annotated[
         bool, typer.Option("--setup-only", help="Run Phase I only; report Pass@k.")
     ] = False,
@@ -93,15 +96,20 @@ def bench(
     ] = None,
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="LLM dollar budget per run.")] = None,
 ) -> None:
-    """Run medalist on every competition of a suite, grade each run, and print one table."""
+    """Run medalist on every competition of a suite, grade each run, and print one table.
+
+    Each run builds its settings (and so its policies, with ``pipeline.build_policies``) from the settings
+    file, the environment and these flags."""
     from medalist.bench.suite import format_table, run_suite, summary_lines
+    from medalist.config import load_settings
 
     if seeds < 1:
         _fail("--seeds must be at least 1")
-    if time_budget <= 0:
-        _fail("--time-budget must be a positive number of seconds")
-    if llm not in ("none", "local") and not re.match(r"^https?://\S+$", llm):
-        _fail(f"--llm must be none, local or an http(s) URL, got {llm!r}")
+    flags = {"time_budget": time_budget, "llm": llm, "max_llm_tokens": max_llm_tokens, "max_cost": max_cost}
+    try:
+        settings = load_settings(flags)
+    except MedalistError as exc:
+        _fail(str(exc))
     names = [s.strip() for s in only.split(",") if s.strip()] if only else None
 
     def progress(row) -> None:
@@ -117,15 +125,15 @@ def bench(
         result = run_suite(
             suite_dir,
             workdir,
-            time_budget,
+            settings.time_budget,
             only=names,
             seeds=seeds,
-            llm=llm,
+            llm=settings.llm_choice,
             setup_only=setup_only,
             report_path=report,
             progress=progress,
-            max_llm_tokens=max_llm_tokens,
-            max_cost=max_cost,
+            max_llm_tokens=settings.llm_config.max_llm_tokens,
+            max_cost=settings.llm_config.max_cost,
         )
     except MedalistError as exc:
         _fail(str(exc))

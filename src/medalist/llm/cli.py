@@ -39,9 +39,18 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Print the endpoint, model, latency and tokens/s."""
+    from medalist.config import load_settings
+
     console = Console()
     try:
-        with llm_endpoint(llm, llm_model=llm_model, model=model, api_key=api_key, threads=threads) as config:
+        settings = load_settings({"llm": llm, "llm_model": llm_model, "api_key": api_key, "threads": threads})
+        with llm_endpoint(
+            settings.llm,
+            llm_model=settings.llm_model,
+            base=settings.llm_config,
+            model_dir=settings.local_model_dir,
+            model=model,
+        ) as config:
             if config is None:
                 console.print("LLM disabled (--llm none): medalist uses its built-in expert policy.")
                 return

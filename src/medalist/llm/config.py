@@ -50,13 +50,16 @@ class LLMConfig:
     ctx: int = 4096  # local server only
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> LLMConfig:
-        """Settings from MEDALIST_LLM_* (and OPENAI_API_KEY / OPENAI_BASE_URL), then `overrides`.
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, base: LLMConfig | None = None, **overrides: Any
+    ) -> LLMConfig:
+        """`base` (e.g. from a settings file; else the defaults), then MEDALIST_LLM_* (and OPENAI_API_KEY /
+        OPENAI_BASE_URL), then `overrides`.
 
         Overrides that are None are ignored, so CLI flags can be passed through unchanged.
         """
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(cls)} if base else {}
         base_url = env.get(_ENV + "BASE_URL") or env.get("OPENAI_BASE_URL")
         if base_url:
             values["base_url"] = base_url
@@ -82,7 +85,7 @@ class LLMConfig:
             values["cache_dir"] = Path(env[_ENV + "CACHE_DIR"]).expanduser()
         if env.get(_ENV + "CACHE"):
             values["cache"] = env[_ENV + "CACHE"].strip().lower() not in ("0", "false", "no", "off")
-        prices = dict(DEFAULT_PRICES)
+        prices = dict(base.prices if base else DEFAULT_PRICES)
         if env.get(_ENV + "PRICES"):
             prices.update(parse_prices(env[_ENV + "PRICES"]))
         values["prices"] = prices

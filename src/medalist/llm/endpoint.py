@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,8 @@ def llm_endpoint(
     llm: str | None,
     *,
     llm_model: str | Path | None = None,
+    base: LLMConfig | None = None,
+    model_dir: Path | None = None,
     model: str | None = None,
     api_key: str | None = None,
     server_log: Path | None = None,
@@ -30,18 +31,20 @@ def llm_endpoint(
 ) -> Iterator[LLMConfig | None]:
     """The LLMConfig for `--llm` (None for "none"); for "local", a llama.cpp server runs inside the block.
 
-    `llm` None means: $MEDALIST_LLM (none|local|URL), else MEDALIST_LLM_BASE_URL if set, else none. Other keyword arguments override
-    LLMConfig fields (threads, max_llm_tokens, max_cost, ...).
+    `llm` None means: `base`'s base_url if it has one, else none. `base` is the endpoint settings
+    (``Settings.llm_config``; None: ``LLMConfig.from_env()``); `model_dir` is where packaged local models
+    are assembled. Other keyword arguments override LLMConfig fields (threads, max_llm_tokens, ...).
     """
-    base = LLMConfig.from_env(model=model, api_key=api_key, **overrides)
-    choice = (llm or os.environ.get("MEDALIST_LLM") or "").strip()
+    changes = {k: v for k, v in {"model": model, "api_key": api_key, **overrides}.items() if v is not None}
+    base = LLMConfig.from_env(**changes) if base is None else base.with_(**changes)
+    choice = (llm or "").strip()
     if not choice:
         choice = base.base_url or "none"
     if choice.lower() == "none":
         yield None
         return
     if choice.lower() == "local":
-        path, name = resolve_local_model(llm_model)
+        path, name = resolve_local_model(llm_model, model_dir)
         alias = f"local/{name}"
         with LocalServer(
             path, threads=base.threads, ctx=base.ctx, alias=alias, log_path=server_log

@@ -74,9 +74,8 @@ DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b")  # first one
 
 
 def model_cache_dir() -> Path:
-    """$MEDALIST_MODEL_DIR, else <user cache>/medalist/models."""
-    env = os.environ.get("MEDALIST_MODEL_DIR")
-    return Path(env).expanduser() if env else user_cache_dir() / "models"
+    """Where packaged models are assembled unless told (``Settings.model_dir``): <user cache>/models."""
+    return user_cache_dir() / "models"
 
 
 def _part_paths(model: LocalModel) -> tuple[list[Path], list[str]]:

@@ -96,6 +96,7 @@ class SolveLoop:
     on_record: Callable[[ExperimentRecord], None] = lambda rec: None
     tune_engine: str = "auto"
     skip_models: tuple[str, ...] = ()
+    fold_jobs: int | None = None  # folds fitted side by side (Settings.fold_jobs); None: the default
     _features: dict[tuple[str, tuple[str, ...]], FoldFeatures] = field(default_factory=dict)
 
     def time_left(self) -> float:
@@ -111,6 +112,7 @@ class SolveLoop:
             self.ledger,
             family=PriorFamily(),
             features=_NoFeatures(self.data.n_train, self.data.n_test),
+            fold_jobs=self.fold_jobs,
         )
         self.on_record(rec)
         return rec
@@ -186,6 +188,7 @@ class SolveLoop:
             features=self._features[key],
             time_limit=max(1.0, self.time_left()),
             bounds={"max_seconds": self._fold_seconds(max_seconds)},
+            fold_jobs=self.fold_jobs,
         )
         self.on_record(rec)
         return rec
@@ -196,7 +199,7 @@ class SolveLoop:
         from medalist.solve.runner import fold_jobs
 
         n_folds = max(1, len(np.unique(self.folds[self.folds >= 0])))
-        waves = -(-n_folds // fold_jobs())
+        waves = -(-n_folds // fold_jobs(self.fold_jobs))
         seconds = 0.8 * self.time_left()
         if experiment_seconds > 0:
             seconds = min(seconds, experiment_seconds)

@@ -59,12 +59,14 @@ def run_experiment(
     time_limit: float | None = None,
     progress: Progress | None = None,
     bounds: dict | None = None,
+    fold_jobs: int | None = None,
 ) -> ExperimentRecord:
     """Run one declarative experiment (or return its ledger row when already done); never raises for a
     failing experiment: the returned record then has status "failed" and a one-line error.
 
     ``bounds`` are run-time limits merged into the params the family sees (e.g. ``max_seconds`` per fold)
-    without being part of the experiment's identity (its name and version)."""
+    without being part of the experiment's identity (its name and version). ``fold_jobs``: folds fitted
+    side by side (Settings.fold_jobs; None: the default)."""
     version = spec.version()
     rec = ExperimentRecord(
         name=spec.name,
@@ -104,7 +106,18 @@ def run_experiment(
                 params[key] = min(value, defaults[key]) if defaults[key] else value
         started.params = params
         oof, test = _fit_folds(
-            data, folds, family, features, task, params, spec.seed, t0, time_limit, progress, spec.name
+            data,
+            folds,
+            family,
+            features,
+            task,
+            params,
+            spec.seed,
+            t0,
+            time_limit,
+            progress,
+            spec.name,
+            fold_jobs,
         )
         started = save_and_score(ws, data, folds, started, oof, test, time.monotonic() - t0)
     except KeyboardInterrupt:
@@ -121,12 +134,12 @@ def run_experiment(
     return done
 
 
-def fold_jobs() -> int:
-    """Folds fitted side by side (worker processes, one thread each): $MEDALIST_FOLD_JOBS, else the cores
-    up to 2. One-thread fits side by side beat two-thread fits one after another on small data."""
-    env = os.environ.get("MEDALIST_FOLD_JOBS")
-    if env:
-        return max(1, int(env))
+def fold_jobs(configured: int | None = None) -> int:
+    """Folds fitted side by side (worker processes, one thread each): ``configured`` (Settings.fold_jobs),
+    else the cores up to 2. One-thread fits side by side beat two-thread fits one after another on small
+    data."""
+    if configured:
+        return max(1, configured)
     return max(1, min(2, os.cpu_count() or 1))
 
 
@@ -155,6 +168,7 @@ def _fit_folds(
     time_limit: float | None,
     progress: Progress | None,
     name: str,
+    configured_jobs: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     folds = check_folds(folds, data)
     k = task.n_outputs
@@ -174,7 +188,7 @@ def _fit_folds(
         except BudgetExceeded as exc:  # a warm-up that cannot end in time (e.g. encoding every text)
             raise TimeLimitError(str(exc)) from exc
     t_folds = time.monotonic()  # the pace of the folds is measured from here, without the one-off warm-up
-    jobs = min(fold_jobs(), len(splits))
+    jobs = min(fold_jobs(configured_jobs), len(splits))
     if jobs > 1:
         params = {**params, "n_threads": 1} if "n_threads" in params else params
     done = 0
