@@ -47,6 +47,15 @@ TuneEngineOpt = Annotated[
 ]
 
 
+MemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--memory",
+        help="Long-term memory file, or 'off' (default: $MEDALIST_MEMORY, else the user data dir's).",
+    ),
+]
+
+
 def _settings(**flags: object):
     """Settings for a command: defaults < medalist.toml / $MEDALIST_CONFIG < environment < the flags given."""
     from medalist.config import load_settings
@@ -62,13 +71,16 @@ def setup(
     llm_model: LlmModelOpt = None,
     max_llm_tokens: MaxTokensOpt = None,
     max_cost: MaxCostOpt = None,
+    memory: MemoryOpt = None,
 ) -> None:
     """Phase I: set the competition up (task.json + maps) through the checked stage machine."""
     from medalist.intake import open_competition
     from medalist.pipeline import build_policies
     from medalist.setup import run_setup
 
-    settings = _settings(llm=llm, llm_model=llm_model, max_llm_tokens=max_llm_tokens, max_cost=max_cost)
+    settings = _settings(
+        llm=llm, llm_model=llm_model, max_llm_tokens=max_llm_tokens, max_cost=max_cost, memory=memory
+    )
     comp = open_competition(competition)
     with build_policies(settings, workdir) as policies, console.status("setting up…"):
         spec, ws, records = run_setup(comp, workdir, policy=policies.setup, fallback=policies.fallback)
@@ -114,6 +126,7 @@ def run(
     ] = None,
     max_llm_tokens: MaxTokensOpt = None,
     max_cost: MaxCostOpt = None,
+    memory: MemoryOpt = None,
 ) -> None:
     """Setup + solve + ensemble + submit within a time budget; writes <workdir>/<slug>/submission.csv."""
     from medalist.intake import open_competition
@@ -128,6 +141,7 @@ def run(
         skip_models=skip_models,
         max_llm_tokens=max_llm_tokens,
         max_cost=max_cost,
+        memory=memory,
     )
     open_competition(competition)  # bad input fails here, in one line, before any progress is drawn
     with _RunDisplay(settings.time_budget) as display:
@@ -350,10 +364,12 @@ def example(
 def _mount() -> None:
     from medalist.bench import cli as bench_cli
     from medalist.llm import cli as llm_cli
+    from medalist.memory.cli import memory_app
 
     app.command()(bench_cli.grade)
     app.command()(bench_cli.bench)
     app.add_typer(llm_cli.app, name="llm")
+    app.add_typer(memory_app, name="memory")
 
 
 _mount()

@@ -16,7 +16,8 @@ ctx, cache, cache_dir, prices, max_llm_tokens, max_cost)::
 Environment variables read here (the commands read the environment nowhere else; see ``ENV``):
 MEDALIST_TIME_BUDGET, MEDALIST_SEED,
 MEDALIST_TUNE_ENGINE, MEDALIST_SKIP_MODELS, MEDALIST_LLM (none | local | URL), MEDALIST_LLM_LOCAL_MODEL,
-MEDALIST_CACHE_DIR, MEDALIST_MODEL_DIR, MEDALIST_FOLD_JOBS, MEDALIST_DEBUG, and the
+MEDALIST_CACHE_DIR, MEDALIST_MODEL_DIR, MEDALIST_FOLD_JOBS, MEDALIST_MEMORY (a file, or off),
+MEDALIST_DEBUG, and the
 endpoint's MEDALIST_LLM_* / MEDALIST_MAX_LLM_TOKENS / MEDALIST_MAX_COST (and OPENAI_API_KEY /
 OPENAI_BASE_URL), parsed by ``LLMConfig.from_env``.
 
@@ -66,6 +67,7 @@ class Settings:
     cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/medalist or ~/.cache/medalist
     model_dir: Path | None = None  # local GGUF models; default: <cache_dir>/models
     fold_jobs: int | None = None  # folds fitted side by side; None: the cores, up to 2
+    memory: str | None = None  # long-term memory file; None: the user data dir's; "off": no memory
 
     def validated(self) -> Settings:
         """Self, after checking the values a user can get wrong (InputError in one line otherwise)."""
@@ -93,6 +95,18 @@ class Settings:
         return (self.llm or "none").strip()
 
     @property
+    def memory_path(self) -> Path | None:
+        """The long-term memory file, or None when memory is off."""
+        choice = (self.memory or "").strip()
+        if choice.lower() in ("off", "none", "no", "0", "false"):
+            return None
+        if choice:
+            return Path(choice).expanduser()
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir("medalist", appauthor=False)) / "memory.sqlite"
+
+    @property
     def uses_llm(self) -> bool:
         return self.llm_choice.lower() != "none"
 
@@ -108,6 +122,7 @@ ENV: dict[str, str] = {
     "cache_dir": "MEDALIST_CACHE_DIR",
     "model_dir": "MEDALIST_MODEL_DIR",
     "fold_jobs": "MEDALIST_FOLD_JOBS",
+    "memory": "MEDALIST_MEMORY",
 }
 # read by the CLI's entry point before any setting: tracebacks for internal errors
 DEBUG_ENV = "MEDALIST_DEBUG"

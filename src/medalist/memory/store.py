@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +24,6 @@ import numpy as np
 
 from medalist.memory.embed import Embedder
 
-ENV_MEMORY = "MEDALIST_MEMORY"
 ENTRY_KINDS = ("stage_pass", "stage_fail", "experiment", "ensemble")
 POSITIVE_KINDS = ("stage_pass", "experiment", "ensemble")
 SCHEMA_VERSION = "1"
@@ -105,13 +103,14 @@ class TaskRow:
 
 
 def default_memory_path() -> Path:
-    """$MEDALIST_MEMORY, else the user data directory's medalist/memory.sqlite."""
-    env = os.environ.get(ENV_MEMORY, "").strip()
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
+    """The memory file the settings name ($MEDALIST_MEMORY, medalist.toml), else the user data dir's
+    medalist/memory.sqlite; an error when the settings turn memory off."""
+    from medalist.config import load_settings
 
-    return Path(platformdirs.user_data_dir("medalist", appauthor=False)) / "memory.sqlite"
+    path = load_settings().memory_path
+    if path is None:
+        raise ValueError("memory is turned off (memory = off)")
+    return path
 
 
 class MemoryStore:
