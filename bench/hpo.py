@@ -87,7 +87,7 @@ def main() -> None:
                 seed=seed,
             )
             curve = best_by_minute(result.history, args.minutes, order)
-            trial_seconds = float(np.median([r.seconds for r in ledger.records(status=None)] or [0.0]))
+            trial_seconds = float(np.median([r.seconds for r in ledger.trials()] or [0.0]))
             rows.append(
                 {
                     "competition": slug,
