@@ -18,6 +18,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from medalist.metrics import Direction, ScoreOrder
+from medalist.policy.expert import ExpertPolicy
 from medalist.setup import run_setup, setup_is_done
 from medalist.setup.data import load_task_data
 from medalist.solve.folds import load_or_make_folds
@@ -29,20 +31,23 @@ from medalist.solve.types import ExperimentSpec
 from medalist.workspace import Workspace
 
 
-def best_by_minute(history: list[tuple[float, dict, float]], minutes: int, lower: bool) -> list[float | None]:
+def best_by_minute(
+    history: list[tuple[float, dict, float]], minutes: int, order: ScoreOrder
+) -> list[float | None]:
     out: list[float | None] = []
     for m in range(1, minutes + 1):
         seen = [s for t, _, s in history if t <= 60 * m and s == s and abs(s) != float("inf")]
-        out.append((min(seen) if lower else max(seen)) if seen else None)
+        out.append(order.best_of(seen, key=float) if seen else None)
     return out
 
 
 def make_objective(ws: Workspace, data, folds, ledger: Ledger, model: str, engine: str):
     """CV score of one k-fold experiment with the trial's params (the worst score when it fails)."""
-    worst = float("inf") if data.spec.lower_is_better else float("-inf")
+    worst = Direction(data.spec.lower_is_better).worst
 
     def objective(params: dict) -> float:
-        rec = run_experiment(ws, data, folds, ExperimentSpec(model, params, note=f"hpo {engine}"), ledger)
+        spec = ExperimentSpec(model, params, note=f"hpo {engine}", origin="trial")
+        rec = run_experiment(ws, data, folds, spec, ledger)
         return rec.cv_score if rec.status == "done" else worst
 
     return objective
@@ -65,12 +70,12 @@ def main() -> None:
     for slug in args.only.split(","):
         ws = Workspace.create(args.workdir, slug)
         if not setup_is_done(ws):
-            run_setup(args.suite / slug / "public", args.workdir)
+            run_setup(args.suite / slug / "public", args.workdir, ExpertPolicy())
         data = load_task_data(ws)
         folds = load_or_make_folds(ws, data)
         family = get_model(args.model)
         space = family.search_space(model_task(data))
-        lower = data.spec.lower_is_better
+        order = Direction(data.spec.lower_is_better)
         for seed, engine in product([int(s) for s in args.seeds.split(",")], ("optuna", "hebo")):
             ledger = Ledger(ws.experiments / f"ledger_{engine}_{seed}.sqlite")
             objective = make_objective(ws, data, folds, ledger, args.model, engine)
@@ -78,12 +83,12 @@ def main() -> None:
                 objective,
                 space,
                 engine=engine,
-                lower_is_better=lower,
+                order=order,
                 time_budget=60 * args.minutes,
                 seed=seed,
             )
-            curve = best_by_minute(result.history, args.minutes, lower)
-            trial_seconds = float(np.median([r.seconds for r in ledger.records(status=None)] or [0.0]))
+            curve = best_by_minute(result.history, args.minutes, order)
+            trial_seconds = float(np.median([r.seconds for r in ledger.trials()] or [0.0]))
             rows.append(
                 {
                     "competition": slug,

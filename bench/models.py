@@ -12,13 +12,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from medalist.metrics import Direction
 from medalist.solve.ledger import Ledger
 
 
 def family_rows(workspace: Path) -> list[tuple[str, int, float, float | None, int]]:
     """(model, experiments, seconds, best cv, failed) per model family, most seconds first."""
     task = json.loads((workspace / "task.json").read_text())
-    lower = bool(task["lower_is_better"])
+    order = Direction(bool(task["lower_is_better"]))
     stats: dict[str, list] = {}
     for r in Ledger(workspace / "experiments" / "ledger.sqlite").records(status=None):
         s = stats.setdefault(r.model, [0, 0.0, None, 0])
@@ -26,7 +27,7 @@ def family_rows(workspace: Path) -> list[tuple[str, int, float, float | None, in
         s[1] += float(r.seconds or 0.0)
         if r.status == "done" and r.cv_score is not None:
             best = s[2]
-            s[2] = r.cv_score if best is None else (min if lower else max)(best, r.cv_score)
+            s[2] = r.cv_score if best is None else order.best_of([best, r.cv_score], key=float)
         elif r.status == "failed":
             s[3] += 1
     rows = [(m, n, sec, best, failed) for m, (n, sec, best, failed) in stats.items()]

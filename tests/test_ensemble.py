@@ -46,7 +46,7 @@ from medalist.ensemble import (
 from medalist.ensemble.core import validated_rows
 from medalist.ensemble.distill import distill_ensemble
 from medalist.errors import CheckError
-from medalist.metrics import get_metric
+from medalist.metrics import Direction, get_metric
 from medalist.setup.data import TaskData
 from medalist.setup.spec import TargetTransform, TaskSpec
 from medalist.solve.folds import make_folds
@@ -303,14 +303,14 @@ def test_hill_climb_array_core_on_real_oofs(concrete: Case) -> None:
         return float(np.sqrt(np.mean((p[:, 0] - y) ** 2)))
 
     singles = [rmse(o) for o in concrete.oofs]
-    w = hill_climb(concrete.oofs, rmse, lower_is_better=True)
+    w = hill_climb(concrete.oofs, rmse, Direction(True))
     assert w.shape == (4,) and np.all(w >= 0) and w.sum() == pytest.approx(1.0)
     blend = sum(wi * o for wi, o in zip(w, concrete.oofs))
     assert rmse(blend) < min(singles)  # these four models are complementary: the blend must beat each
     assert (w > 0).sum() >= 2
-    w_all = hill_climb(concrete.oofs, rmse, lower_is_better=True, init_best=False)
+    w_all = hill_climb(concrete.oofs, rmse, Direction(True), init_best=False)
     assert w_all.sum() == pytest.approx(1.0) and np.all(w_all > 0)  # equal start keeps every model
-    assert hill_climb(concrete.oofs, rmse, True, max_iter=0)[int(np.argmin(singles))] == 1.0
+    assert hill_climb(concrete.oofs, rmse, Direction(True), max_iter=0)[int(np.argmin(singles))] == 1.0
 
 
 @pytest.mark.parametrize("case_name", ["concrete", "obesity"])
@@ -329,7 +329,7 @@ def test_hill_climb_nested_score_is_honest_and_competitive(
     # in-sample it starts from the best single model, so it can only be as good or better
     assert not sc.better(best, res.insample_score)
     # nested CV pays for choosing weights, but only a little on these real, complementary models
-    if sc.lower_is_better:
+    if sc.metric.lower_is_better:
         assert res.cv_score <= best * 1.01
     else:
         assert res.cv_score >= best - 0.01
@@ -367,7 +367,7 @@ def test_stackers_shapes_and_scores(case_name: str, request: pytest.FixtureReque
             assert res.oof.min() >= 0 and res.oof.max() <= 1
         assert res.cv_score == pytest.approx(sc.cv(res.oof, case.folds)[0])
         # a stacker of real models is in the league of the best one (honest, so it may lose a little)
-        if sc.lower_is_better:
+        if sc.metric.lower_is_better:
             assert res.cv_score <= 1.05 * best, (res.method, res.cv_score, best)
         else:
             assert res.cv_score >= best - 0.03, (res.method, res.cv_score, best)
@@ -631,6 +631,10 @@ def test_build_ensembles_records_each_ensemble_once(tmp_path: Path, spaceship: C
     assert "shapes" in dropped["broken_v1"] and "near-identical" in str(dropped)
     student = by_model["distill_lgbm"]
     assert student.kind == "distill" and student.cv_score is None
+    # who made them, as the ledger keeps it; ensembles are never members of the next ones
+    origins = {r.kind: ledger.get(r.name).origin for r in recs}  # type: ignore[union-attr]
+    assert origins == {"ensemble": "ensemble", "distill": "distilled"}
+    assert {r.kind for r in ledger.members()} == {"model"}
     assert student.parent in {r.name for r in recs if r.kind == "ensemble"}
     assert student.params["oof_score_optimistic"] > 0.5
     # a second run over the same members trains nothing and returns the same rows

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medalist.policy.expert import ExpertPolicy
 from medalist.setup import run_setup
 from medalist.setup.data import load_task_data
 
@@ -47,7 +48,7 @@ def test_forecast_gets_a_time_column_and_time_ordered_folds(tmp_path):
         df.iloc[300:][["id"]].assign(y=0.0),
         "Predict y.\n\n## Evaluation\n\nRoot mean squared error.",
     )
-    spec, ws, _ = run_setup(comp, tmp_path / "ws")
+    spec, ws, _ = run_setup(comp, tmp_path / "ws", ExpertPolicy())
     assert spec.time_column == "date" and spec.metric == "rmse" and spec.task_type == "regression"
     from medalist.solve.folds import make_folds
 
@@ -72,7 +73,7 @@ def test_train_only_columns_labels_file_and_one_hot_with_prefix(tmp_path):
         "Predict Status.\n\n## Evaluation\n\nMulti-class logarithmic loss.",
         {"train_labels.csv": labels},
     )
-    spec, ws, _ = run_setup(comp, tmp_path / "ws")
+    spec, ws, _ = run_setup(comp, tmp_path / "ws", ExpertPolicy())
     assert spec.label_columns == ["Status"] and spec.task_type == "multiclass"
     assert spec.target_columns == ["Status_A", "Status_B", "Status_C"] and spec.metric == "log_loss"
     assert "leak" not in spec.input_columns["tabular"] and "leak" in spec.excluded_columns
@@ -89,7 +90,7 @@ def test_ordinal_multilabel_and_unlabelled_rows(tmp_path):
     test = pd.DataFrame({"id": range(n, n + 50), "a": rng.normal(size=50)})
     sample = pd.DataFrame({"id": test["id"], "quality": 5})
     comp = _folder(tmp_path / "ordinal", train, test, sample, "## Evaluation\n\nQuadratic weighted kappa.")
-    spec, ws, _ = run_setup(comp, tmp_path / "ws1")
+    spec, ws, _ = run_setup(comp, tmp_path / "ws1", ExpertPolicy())
     assert spec.task_type == "ordinal" and spec.metric == "qwk"
     assert load_task_data(ws).n_train == n - 10
 
@@ -102,6 +103,6 @@ def test_ordinal_multilabel_and_unlabelled_rows(tmp_path):
     comp = _folder(
         tmp_path / "multilabel", train, test, sample, "## Evaluation\n\nThe mean column-wise ROC AUC."
     )
-    spec, _, _ = run_setup(comp, tmp_path / "ws2")
+    spec, _, _ = run_setup(comp, tmp_path / "ws2", ExpertPolicy())
     assert spec.task_type == "multilabel" and spec.metric == "mean_columnwise_roc_auc"
     assert spec.transform.output == "proba"

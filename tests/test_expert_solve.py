@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from medalist.policy.base import SolveState
-from medalist.policy.expert_solve import BASELINE_SHARE, BASELINE_SHARE_DEFAULT, ExpertSolver
+from medalist.policy.expert_solve import ExpertSolver
+from medalist.solve.models import FAMILIES
+from medalist.solve.policy import SolveState
 from medalist.solve.types import ExperimentRecord, ExperimentSpec
 
 MODELS = ["lgbm", "xgb", "catboost", "linear", "knn", "rf", "et", "mlp", "tfidf_linear"]
@@ -13,7 +14,7 @@ RECIPES = ["base", "count", "target_enc", "interactions"]
 
 
 def _rec(
-    model: str, cv: float, seconds: float = 10.0, features: str = "base", note: str = ""
+    model: str, cv: float, seconds: float = 10.0, features: str = "base", origin: str = "baseline"
 ) -> ExperimentRecord:
     spec = ExperimentSpec(model, {}, features)
     return ExperimentRecord(
@@ -25,7 +26,7 @@ def _rec(
         cv_score=cv,
         seconds=seconds,
         status="done",
-        note=note,
+        origin=origin,
     )
 
 
@@ -119,7 +120,7 @@ def test_recipes_then_tuning_then_diversity():
     tune = solver.propose(_state(base + recipes, time_left=200.0))[0]
     assert tune.kind == "tune" and tune.model == "catboost" and tune.features == "base"
     assert 30.0 <= tune.tune_seconds <= 200.0
-    tuned = [_rec("catboost", 0.83, note="hpo optuna")]
+    tuned = [_rec("catboost", 0.83, origin="trial")]
     nxt = solver.propose(_state(base + recipes + tuned, time_left=200.0))[0]
     # catboost is tuned; lgbm (best GBDT is catboost, so no second tuning) -> diversity: other GBDTs on the recipe
     assert nxt.kind == "spec"
@@ -159,8 +160,8 @@ def test_many_classes_leave_xgb_and_catboost_out():
             break
         p = proposal[0]
         seen.append(p.model)
-        note = "hpo hebo" if p.kind == "tune" else ""
-        done.append(_rec(p.model, 0.5, features=p.features, note=note))
+        origin = "trial" if p.kind == "tune" else "baseline"
+        done.append(_rec(p.model, 0.5, features=p.features, origin=origin))
     assert seen and "xgb" not in seen and "catboost" not in seen
     assert "linear" in seen  # the leader gets tuned
 
@@ -170,7 +171,7 @@ def test_time_left_after_the_schedule_goes_to_more_tuning_then_more_seeds():
     done = [_rec("lgbm", 0.80)]
     first = solver.propose(_with_models(done, ["lgbm"]))[0]
     assert first.kind == "tune" and first.round == 0
-    trials = [_rec("lgbm", 0.81 + i / 1000, note="hpo hebo") for i in range(8)]
+    trials = [_rec("lgbm", 0.81 + i / 1000, origin="trial") for i in range(8)]
     trials = [
         ExperimentRecord(
             f"lgbm_t{i}",
@@ -181,7 +182,7 @@ def test_time_left_after_the_schedule_goes_to_more_tuning_then_more_seeds():
             cv_score=r.cv_score,
             seconds=5.0,
             status="done",
-            note="hpo hebo",
+            origin="trial",
         )
         for i, r in enumerate(trials)
     ]
@@ -208,7 +209,7 @@ def test_time_left_after_the_schedule_goes_to_more_tuning_then_more_seeds():
             cv_score=0.805,
             seconds=5.0,
             status="done",
-            note="hpo hebo",
+            origin="trial",
         )
         for i in range(60)
     ]
@@ -224,7 +225,7 @@ def test_with_the_best_family_at_its_trial_cap_the_runner_up_is_tuned():
     capped = [
         ExperimentRecord(
             f"catboost_u{i}", "catboost", f"u{i}", params={"depth": 6}, features="base",
-            cv_score=0.505, seconds=3.0, status="done", note="hpo hebo",
+            cv_score=0.505, seconds=3.0, status="done", origin="trial",
         )
         for i in range(60)
     ]  # fmt: skip
@@ -241,7 +242,7 @@ def test_with_the_best_family_at_its_trial_cap_the_runner_up_is_tuned():
     xgb_capped = [
         ExperimentRecord(
             f"xgb_u{i}", "xgb", f"x{i}", params={"eta": 0.1}, features="base",
-            cv_score=0.49, seconds=3.0, status="done", note="hpo hebo",
+            cv_score=0.49, seconds=3.0, status="done", origin="trial",
         )
         for i in range(60)
     ]  # fmt: skip
@@ -287,14 +288,16 @@ def test_sentence_embeddings_follow_tfidf_where_their_encoding_fits():
 def test_tabular_baselines_are_bounded_text_networks_keep_their_own_bounds():
     solver = ExpertSolver()
     first = solver.propose(_state([]))[0]
-    assert first.model == "lgbm" and first.max_seconds == pytest.approx(BASELINE_SHARE_DEFAULT * 300.0)
+    assert first.model == "lgbm" and first.max_seconds == pytest.approx(
+        FAMILIES["lgbm"].baseline_share * 300.0
+    )
     text = _state([], modalities=("text", "tabular"))
     text.models, text.n_columns = [*MODELS, "transformer_ft"], {"text": 1, "tabular": 2}
     assert solver.propose(text)[0].model == "tfidf_linear"
     assert solver.propose(text)[0].max_seconds == 0.0
     five = [_rec(m, 0.8) for m in ("lgbm", "catboost", "xgb", "linear", "et")]
     mlp = solver.propose(_state(five))[0]
-    assert mlp.model == "mlp" and mlp.max_seconds == pytest.approx(BASELINE_SHARE["mlp"] * 300.0)
+    assert mlp.model == "mlp" and mlp.max_seconds == pytest.approx(FAMILIES["mlp"].baseline_share * 300.0)
     # tuning trials and later experiments carry no baseline bound
     done = [_rec(m, 0.8) for m in MODELS]
     assert all(p.max_seconds == 0.0 for p in solver.propose(_state(done)))

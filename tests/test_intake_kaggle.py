@@ -16,6 +16,7 @@ from medalist.errors import InputError
 from medalist.intake import kaggle as kaggle_intake
 from medalist.intake import open_competition
 from medalist.intake.kaggle import fetch_competition, has_credentials, kaggle_slug
+from medalist.policy.expert import ExpertPolicy
 from medalist.setup import run_setup
 
 
@@ -88,7 +89,7 @@ def test_fetched_competition_sets_up_like_the_folder(competitions, tmp_path, mon
     assert comp.slug == "titanic" and comp.root == (tmp_path / "cache" / "kaggle" / "titanic" / "public")
     assert {"train.csv", "test.csv", "gender_submission.csv"} <= set(comp.tables)
     assert "Categorization Accuracy" in comp.description and comp.description_file == "description.md"
-    spec, _, _ = run_setup(comp, tmp_path / "work")
+    spec, _, _ = run_setup(comp, tmp_path / "work", ExpertPolicy())
     assert (spec.id_column, spec.target_columns, spec.metric) == ("PassengerId", ["Survived"], "accuracy")
     assert not list((tmp_path / "cache" / "kaggle" / "titanic").glob(".download-*"))  # no scratch left
     open_competition("titanic")  # cached: no second download

@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+from medalist.metrics import Direction
 from medalist.solve.ledger import ExperimentBusyError, Ledger
 from medalist.solve.types import ExperimentRecord
 
@@ -82,21 +83,25 @@ def test_round_trip_and_queries(tmp_path):
     assert [r.name for r in led.records()] == ["lgbm_aaaaaaaa", "xgb_cccccccc", "ens_dddddddd"]
     assert [r.name for r in led.records("failed")] == ["xgb_bbbbbbbb"]
     assert [r.name for r in led.records(kind="script")] == ["xgb_cccccccc"]
-    assert led.best(lower_is_better=False).name == "xgb_cccccccc"
-    assert led.best(lower_is_better=True).name == "ens_dddddddd"
-    assert led.best(False, kind="model").name == "lgbm_aaaaaaaa"
-    assert led.best(False, kind="distill") is None
+    higher, lower = Direction(False), Direction(True)
+    assert led.best(higher).name == "xgb_cccccccc"
+    assert led.best(lower).name == "ens_dddddddd"
+    assert led.best(higher, kind="model").name == "lgbm_aaaaaaaa"
+    assert led.best(higher, kind="distill") is None
 
-    text = led.summary(10, lower_is_better=False)
+    text = led.summary(higher)
     lines = text.splitlines()
-    assert lines[0].startswith("3 done, 1 failed, 0 running")
-    order = [
-        next(i for i, ln in enumerate(lines) if n in ln)
-        for n in ("xgb_cccccccc", "lgbm_aaaaaaaa", "ens_dddddddd")
+    assert lines[:3] == [
+        "- script xgb: cv 0.84 (0s)",
+        "- lgbm features=count params lr=0.05,nested={'depth': [3, 4]}: cv 0.81 (12s)",
+        "- hill features=base: cv 0.79 (0s)",
     ]
-    assert order == sorted(order)
-    assert "ValueError: bad things happened here" in text
-    assert len(led.summary(1, lower_is_better=True).splitlines()) < len(lines)
+    assert lines[3] == "- FAILED xgb (model): ValueError: bad things happened here"
+    assert led.summary(lower, limit=1).splitlines() == [
+        "- hill features=base: cv 0.79 (0s)",
+        "- FAILED xgb (model): ValueError: bad things happened here",
+        "- … 2 more finished experiments",
+    ]
 
     # a retry of the failed name keeps the failure as history and adds a new attempt
     b2 = led.begin(_rec("xgb_bbbbbbbb", model="xgb"))
@@ -104,9 +109,6 @@ def test_round_trip_and_queries(tmp_path):
     b2.cv_score = 0.5
     led.finish(b2)
     assert led.get("xgb_bbbbbbbb").id == b2.id
-    assert "failed:" not in led.summary(
-        10, lower_is_better=False
-    )  # only names that never finished are listed
 
 
 def test_stale_running_rows_become_interrupted_failures(tmp_path):

@@ -13,12 +13,14 @@ import pytest
 
 from medalist.errors import CheckError, InputError
 from medalist.llm import LLMConfig
-from medalist.policy.base import SolveState
+from medalist.metrics import Direction
 from medalist.policy.expert import ExpertPolicy
 from medalist.policy.expert_solve import ExpertSolver
-from medalist.policy.llm import LLMPolicy, ledger_summary, make_llm_policy
+from medalist.policy.llm import LLMPolicy, make_llm_policy
 from medalist.policy.llm_solve import LLMSolver
 from medalist.setup import run_setup
+from medalist.solve.ledger import summarize
+from medalist.solve.policy import SolveState
 from medalist.solve.types import ExperimentRecord
 from medalist.workspace import read_jsonl
 from tests.scripted_server import Reply, ScriptedChatServer
@@ -265,16 +267,16 @@ def test_propose_experiment_feeds_validation_errors_back(tmp_path):
     ]
     with ScriptedChatServer([Reply(a, prompt_tokens=50, completion_tokens=9) for a in answers]) as server:
         policy = _policy(server, tmp_path)
-        summary = ledger_summary(
+        summary = summarize(
             [
                 ExperimentRecord(
                     "lgbm_1", "lgbm", "1", cv_score=0.81, status="done", features="base", seconds=3.0
                 )
             ],
-            lower_is_better=False,
+            Direction(False),
         )
         out = policy.propose_experiment(
-            summary, 600, MODELS, RECIPES, metric="accuracy", lower_is_better=False, allow_script=False
+            summary, 600, MODELS, RECIPES, metric="accuracy", order=Direction(False), allow_script=False
         )
         first, second = (r["messages"][-1]["content"] for r in server.requests)
     assert "lgbm features=base: cv 0.81" in first and "Time left: 10 min" in first
@@ -405,6 +407,6 @@ def test_plan_answers_are_normalised_and_impossible_ones_explained(competitions)
 
 
 def _ctx(comp, **artifacts):
-    from medalist.policy.base import StageContext
+    from medalist.setup.policy import StageContext
 
     return StageContext(comp, "test", artifacts=artifacts)

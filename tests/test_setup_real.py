@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medalist.policy.expert import ExpertPolicy
 from medalist.setup import run_setup
 from medalist.setup.data import load_task_data
 from medalist.setup.spec import TaskSpec
@@ -20,7 +21,7 @@ from tests.conftest import all_slugs
 def test_setup_matches_grading(slug, competitions, tmp_path):
     comp = competitions / slug
     grading = json.loads((comp / "grading.json").read_text())
-    spec, ws, records = run_setup(comp / "public", tmp_path)
+    spec, ws, records = run_setup(comp / "public", tmp_path, ExpertPolicy())
     assert spec.slug == slug
     assert spec.id_column == grading["id_column"]
     assert spec.target_columns == grading["target_columns"]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from medalist.policy.base import Proposal, SolveState
 from medalist.solve import loop as loop_module
 from medalist.solve.folds import load_or_make_folds
 from medalist.solve.ledger import Ledger
 from medalist.solve.loop import SolveLoop
+from medalist.solve.policy import Proposal, SolveState
 from medalist.solve.runner import fold_jobs
 from medalist.solve.tuning import hebo_unavailable
 from tests.solve_helpers import TITANIC, competition_workspace
@@ -58,7 +58,7 @@ class LinearThenTune:
     def propose(self, state: SolveState) -> list[Proposal]:
         if self.queue:
             return [self.queue.pop(0)]
-        if not any(r.note.startswith("hpo") for r in state.done + state.failed):
+        if not any(r.origin == "trial" for r in state.done + state.failed):
             parent = state.done[-1].name
             return [Proposal("tune", model="linear", tune_seconds=6.0, why="tune", parent=parent)]
         return []
@@ -88,7 +88,7 @@ def test_auto_tuning_engine_follows_the_trial_cost(
     loop.run()
     baseline = ledger.records("done")[0]
     assert baseline.note == "baseline" and baseline.seconds > 0
-    trials = [r for r in ledger.records(status=None) if r.note.startswith("hpo")]
+    trials = [r for r in ledger.records(status=None) if r.origin == "trial"]
     expected = "optuna" if hebo_from > baseline.seconds or hebo_unavailable() is not None else "hebo"
     assert trials and {r.note for r in trials} == {f"hpo {expected}"}
     tuned = [info for kind, info in events if kind == "tuned"]
@@ -118,7 +118,7 @@ class LGBMThenTune:
         if not self.started:
             self.started = True
             return [Proposal("spec", model="lgbm", why="baseline")]
-        if any(r.note.startswith("hpo") for r in state.done + state.failed):
+        if any(r.origin == "trial" for r in state.done + state.failed):
             return []
         parent = state.done[-1]
         if self.slack_to_six:

@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from medalist.errors import MedalistError
+from medalist.metrics import Direction
 from medalist.solve import tuning
 from medalist.solve.folds import fold_splits, make_folds
 from medalist.solve.tuning import hebo_unavailable, tune
@@ -44,7 +45,7 @@ def _check_history(res, space, n):  # type: ignore[no-untyped-def]
 
 
 def test_optuna_minimises_counts_failures_and_is_seeded():
-    res = tune(_toy, SPACE, engine="optuna", lower_is_better=True, n_trials=60, time_budget=60, seed=0)
+    res = tune(_toy, SPACE, engine="optuna", order=Direction(True), n_trials=60, time_budget=60, seed=0)
     _check_history(res, SPACE, 60)
     failed = [h for h in res.history if h[1]["kind"] is None]
     assert failed and all(h[2] == math.inf for h in failed) and res.n_failed == len(failed)
@@ -52,7 +53,7 @@ def test_optuna_minimises_counts_failures_and_is_seeded():
     assert res.best_score == min(h[2] for h in res.history) and res.best_params["kind"] is not None
     startup = min(h[2] for h in res.history[:10])  # TPE's random start-up trials
     assert res.best_score < startup - 0.2  # the model-guided trials improved on random search
-    again = tune(_toy, SPACE, engine="optuna", lower_is_better=True, n_trials=60, time_budget=60, seed=0)
+    again = tune(_toy, SPACE, engine="optuna", order=Direction(True), n_trials=60, time_budget=60, seed=0)
     assert [h[1] for h in again.history] == [h[1] for h in res.history]
 
 
@@ -70,7 +71,7 @@ def test_time_budget_stops_the_search(monkeypatch):
         slow,
         {"x": ("float", 0, 1)},
         engine="optuna",
-        lower_is_better=False,
+        order=Direction(False),
         n_trials=None,
         time_budget=0.45,
         seed=1,
@@ -85,7 +86,7 @@ def test_every_trial_failing_is_not_a_crash_and_bad_spaces_are_refused():
         lambda p: float("nan"),
         {"x": ("float", 0, 1)},
         engine="optuna",
-        lower_is_better=False,
+        order=Direction(False),
         n_trials=3,
         time_budget=10,
         seed=0,
@@ -93,9 +94,9 @@ def test_every_trial_failing_is_not_a_crash_and_bad_spaces_are_refused():
     assert res.best_params == {} and res.best_score == -math.inf and res.n_failed == 3
     assert "objective returned nan" in res.last_error
     with pytest.raises(MedalistError, match="'lr'"):
-        tune(_toy, {"lr": ("logfloat", 0, 1)}, lower_is_better=True, n_trials=1, time_budget=1)
+        tune(_toy, {"lr": ("logfloat", 0, 1)}, order=Direction(True), n_trials=1, time_budget=1)
     with pytest.raises(MedalistError, match="unknown tuning engine"):
-        tune(_toy, SPACE, engine="grid", lower_is_better=True, n_trials=1, time_budget=1)
+        tune(_toy, SPACE, engine="grid", order=Direction(True), n_trials=1, time_budget=1)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ KNN_SPACE = {"k": ("int", 1, 300), "weights": ("cat", ["uniform", "distance"])}
 
 def test_optuna_tunes_a_real_cv_objective(knn_objective):
     res = tune(
-        knn_objective, KNN_SPACE, engine="optuna", lower_is_better=True, n_trials=15, time_budget=60, seed=0
+        knn_objective, KNN_SPACE, engine="optuna", order=Direction(True), n_trials=15, time_budget=60, seed=0
     )
     assert res.best_score == pytest.approx(knn_objective(res.best_params))
     assert res.best_score < 14.6 and 5 <= res.best_params["k"] <= 60
@@ -132,13 +133,13 @@ def test_hebo_tunes_and_survives_failures(knn_objective):
     # HEBO fits a GP and runs an evolutionary search per suggestion (2-10 s each, after 1 + n_params
     # quasi-random trials): one model-guided trial per search here
     res = tune(
-        knn_objective, KNN_SPACE, engine="hebo", lower_is_better=True, n_trials=4, time_budget=120, seed=0
+        knn_objective, KNN_SPACE, engine="hebo", order=Direction(True), n_trials=4, time_budget=120, seed=0
     )
     assert res.engine == "hebo" and len(res.history) == 4
     assert res.best_score == pytest.approx(knn_objective(res.best_params))
     assert res.best_score < 15.0
     state = np.random.get_state()[1].copy()
-    toy = tune(_toy, SPACE, engine="hebo", lower_is_better=False, n_trials=6, time_budget=120, seed=3)
+    toy = tune(_toy, SPACE, engine="hebo", order=Direction(False), n_trials=6, time_budget=120, seed=3)
     _check_history(toy, SPACE, 6)
     assert np.array_equal(state, np.random.get_state()[1])  # global RNG state restored
     assert all(h[2] == -math.inf for h in toy.history if h[1]["kind"] is None)
@@ -148,13 +149,13 @@ def test_hebo_tunes_and_survives_failures(knn_objective):
 def test_hebo_budget_is_checked_between_trials():
     if hebo_unavailable() is not None:
         with pytest.raises(MedalistError, match="HEBO unavailable"):
-            tune(_toy, SPACE, engine="hebo", lower_is_better=True, n_trials=1, time_budget=5)
+            tune(_toy, SPACE, engine="hebo", order=Direction(True), n_trials=1, time_budget=5)
         return
     res = tune(
         lambda p: p["x"],
         {"x": ("float", 0, 1), "k": ("int", 3, 3)},
         engine="hebo",
-        lower_is_better=True,
+        order=Direction(True),
         n_trials=None,
         time_budget=0.0,
         seed=0,

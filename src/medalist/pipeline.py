@@ -16,11 +16,11 @@ from medalist.workspace import Workspace
 
 if TYPE_CHECKING:
     from medalist.config import Settings
-    from medalist.policy.base import Policy, SolvePolicy
     from medalist.policy.llm import LLMPolicy
+    from medalist.setup.policy import Policy
+    from medalist.solve.policy import SolvePolicy
 
 Event = Callable[[str, dict[str, Any]], None]
-MEMBER_KINDS = ("model", "script", "ensemble", "distill")
 
 
 @dataclass
@@ -270,9 +270,10 @@ def ensemble_and_choose(ws: Workspace, data, folds, ledger, seconds: float, on_r
 
 
 def _summarize(ws: Workspace, ledger, data, result: RunResult) -> None:
+    from medalist.solve.ledger import SUBMISSION_KINDS
     from medalist.submit import chosen
 
-    done = [r for r in ledger.records("done") if r.kind in MEMBER_KINDS]
+    done = [r for r in ledger.records("done") if r.kind in SUBMISSION_KINDS]
     result.n_experiments = len([r for r in ledger.records(status=None) if r.kind in ("model", "script")])
     current = chosen(ws)
     if current:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medalist.errors import MedalistError
+from medalist.metrics import Direction
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 _err = Console(stderr=True, highlight=False)
@@ -46,7 +47,7 @@ def grade(
     if as_json:
         _out.print_json(json.dumps(report.to_dict()))
         return
-    direction = "lower" if report.is_lower_better else "higher"
+    direction = Direction(report.is_lower_better).word
     table = Table(
         title=f"{report.competition_id}: {report.metric} ({direction} is better)", show_header=False
     )

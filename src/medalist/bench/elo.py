@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from medalist.metrics import Direction
+
 _LOGISTIC = math.sqrt(3.0) / math.pi  # logistic scale per unit of standard deviation
 _BISECT_STEPS = 64
 _CHUNK = 2_000_000  # matrix cells evaluated at once when solving performances
@@ -213,12 +215,13 @@ ME = "medalist"
 
 def _places(scores: np.ndarray, mine: float | None, lower_is_better: bool) -> tuple[np.ndarray, float]:
     """Competition places (1 + number strictly better; ties share) of the teams and of medalist."""
-    s = -scores if not lower_is_better else scores
+    direction = Direction(lower_is_better)
+    s = direction.sort_key(scores)  # ascending best first
     order = np.sort(s)
     team_place = np.searchsorted(order, s, side="left") + 1.0
     if mine is None or not np.isfinite(mine):
         return team_place, float(len(s) + 1)
-    m = -mine if not lower_is_better else mine
+    m = direction.sort_key(mine)
     my_place = float(np.searchsorted(order, m, side="left") + 1)
     team_place = team_place + (s > m)  # medalist is strictly ahead of these teams
     return team_place, my_place

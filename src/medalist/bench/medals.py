@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from medalist.metrics import Direction
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -78,8 +80,7 @@ def _clean(scores: Sequence[float] | np.ndarray) -> np.ndarray:
 
 def best_first(scores: Sequence[float] | np.ndarray, lower_is_better: bool) -> np.ndarray:
     """Finite scores sorted best first."""
-    s = np.sort(_clean(scores))
-    return s if lower_is_better else s[::-1]
+    return Direction(lower_is_better).best_first(_clean(scores))
 
 
 def medal_thresholds(scores: Sequence[float] | np.ndarray, lower_is_better: bool) -> Thresholds | None:
@@ -114,6 +115,7 @@ def place_on_leaderboard(
     """
     s = _clean(scores)
     n = len(s)
+    order = Direction(lower_is_better)
     th = medal_thresholds(s, lower_is_better)
     if th is None:
         return Placement(0, None, None, None, None, None, None, None, None)
@@ -121,14 +123,15 @@ def place_on_leaderboard(
         return Placement(n, th, False, False, False, False, False, None, None)
 
     def at_least(a: float, b: float) -> bool:
-        return a <= b if lower_is_better else a >= b
+        return not order.better(b, a)
 
     gold = at_least(score, th.gold)
     silver = not gold and at_least(score, th.silver)
     bronze = not gold and not silver and at_least(score, th.bronze)
-    above_median = score < th.median if lower_is_better else score > th.median
-    beaten = int(np.sum(s > score)) if lower_is_better else int(np.sum(s < score))
-    better = int(np.sum(s < score)) if lower_is_better else int(np.sum(s > score))
+    above_median = order.better(score, th.median)
+    key, mine = order.sort_key(s), order.sort_key(score)  # ascending best first
+    beaten = int(np.sum(key > mine))
+    better = int(np.sum(key < mine))
     return Placement(
         n_teams=n,
         thresholds=th,

@@ -35,7 +35,6 @@ from medalist.solve.types import ExperimentRecord
 from medalist.workspace import Workspace, write_npy_atomic
 
 ALGO_VERSION = 1  # bump when a method changes, so old ensemble rows are not reused
-MEMBER_KINDS = ("model", "script")
 ENSEMBLE_METHODS = ("ens_hill", "ens_ridge", "ens_lgbm", "ens_multi")
 DISTILL_METHOD = "distill_lgbm"
 DUPLICATE_CORR = 0.99999
@@ -91,8 +90,7 @@ def select_members(
             dropped[rec.name] = "non-finite CV score"
             continue
         candidates.append(Member(rec.name, oof, test, float(score), float(rec.seconds or 0.0)))
-    sign = 1.0 if scorer.lower_is_better else -1.0
-    candidates.sort(key=lambda m: (sign * m.score, m.name))
+    candidates.sort(key=lambda m: (scorer.metric.sort_key(m.score), m.name))
     kept: list[Member] = []
     for m in candidates:
         twin = next((o for o in kept if _near_identical(m.oof[rows], o.oof[rows])), None)
@@ -140,7 +138,7 @@ def build_ensembles(
     deadline = time.monotonic() + max(0.0, time_budget)
     folds = np.asarray(folds)
     scorer = Scorer(data)
-    records = [r for r in ledger.records("done") if r.kind in MEMBER_KINDS and r.model != "prior"]
+    records = ledger.members()
     members, dropped = select_members(records, data, folds, scorer, top_k)
     ws.log_event(
         "ensemble",
@@ -210,6 +208,7 @@ def build_ensembles(
             oof_path=str(ws.oof_path(model, version)),
             test_path=str(ws.test_path(model, version)),
             note=f"{model} over {len(names)} members",
+            origin="ensemble",
         )
         done = _run_and_record(ws, ledger, rec, runners[model], folds, scorer, names, members)
         if done is not None:
@@ -296,8 +295,8 @@ def _distill_best(
     scored = [r for r in ensembles if r.cv_score is not None and math.isfinite(r.cv_score)]
     if not scored or "tabular" not in data.train:
         return None
-    sign = 1.0 if scorer.lower_is_better else -1.0
-    teacher = min(scored, key=lambda r: (sign * float(r.cv_score), r.name))  # type: ignore[arg-type]
+    order = scorer.metric
+    teacher = min(scored, key=lambda r: (order.sort_key(float(r.cv_score or 0.0)), r.name))
     version = ensemble_version([teacher.name], DISTILL_METHOD, scorer.metric.name, seed)
     name = f"{DISTILL_METHOD}_{version}"
     if ledger.is_done(name):
@@ -329,6 +328,7 @@ def _distill_best(
         oof_path=str(ws.oof_path(DISTILL_METHOD, version)),
         test_path=str(ws.test_path(DISTILL_METHOD, version)),
         note=f"LightGBM student of {teacher.name}",
+        origin="distilled",
     )
     return _run_and_record(
         ws,

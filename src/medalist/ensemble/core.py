@@ -42,10 +42,6 @@ class Scorer:
         self.metric: Metric = get_metric(self.data.spec.metric)
 
     @property
-    def lower_is_better(self) -> bool:
-        return self.metric.lower_is_better
-
-    @property
     def kind(self) -> str:
         return self.transform.kind
 
@@ -83,9 +79,8 @@ class Scorer:
         return self.metric.better(a, b)
 
     def best_index(self, scores: Sequence[float]) -> int:
-        arr = np.asarray(scores, dtype=float)
-        arr = np.where(np.isfinite(arr), arr, np.inf if self.lower_is_better else -np.inf)
-        return int(np.argmin(arr) if self.lower_is_better else np.argmax(arr))
+        """Index of the best score (non-finite ones count as the worst)."""
+        return self.metric.best_index(scores)
 
 
 class Fitted(Protocol):

@@ -16,6 +16,7 @@ from medalist.ensemble.core import (
     tidy,
     validated_rows,
 )
+from medalist.metrics import ScoreOrder
 
 MAX_ITER = 100
 
@@ -23,7 +24,7 @@ MAX_ITER = 100
 def hill_climb(
     oofs: Sequence[np.ndarray],
     score_fn: Callable[[np.ndarray], float],
-    lower_is_better: bool,
+    order: ScoreOrder,
     max_iter: int = MAX_ITER,
     init_best: bool = True,
     tol: float = 0.0,
@@ -44,7 +45,7 @@ def hill_climb(
             return False
         if not np.isfinite(b):
             return True
-        return a < b - margin if lower_is_better else a > b + margin
+        return order.better(a, b, margin)
 
     counts = np.zeros(m)
     if init_best:
@@ -100,9 +101,7 @@ class HillClimb:
 
     def fit(self, oofs: Sequence[np.ndarray], rows: np.ndarray, folds: np.ndarray, scorer: Scorer) -> Blend:
         sub = [o[rows] for o in oofs]
-        weights = hill_climb(
-            sub, lambda p: scorer(p, rows), scorer.lower_is_better, self.max_iter, self.init_best
-        )
+        weights = hill_climb(sub, lambda p: scorer(p, rows), scorer.metric, self.max_iter, self.init_best)
         return Blend(weights, scorer.kind)
 
 

@@ -6,10 +6,12 @@ answer file and the submission file hold in their target columns (labels, probab
 
 from medalist.metrics.registry import (
     METRICS,
+    Direction,
     Metric,
+    ScoreOrder,
     get_metric,
     recognize_metric,
     score,
 )
 
-__all__ = ["METRICS", "Metric", "get_metric", "recognize_metric", "score"]
+__all__ = ["METRICS", "Direction", "Metric", "ScoreOrder", "get_metric", "recognize_metric", "score"]

@@ -8,8 +8,9 @@ labels), ``proba`` (probabilities or scores) or ``value`` (numbers).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 from sklearn import metrics as skm
@@ -17,10 +18,61 @@ from sklearn import metrics as skm
 from medalist.errors import MedalistError
 
 LOGLOSS_EPS = 1e-15
+T = TypeVar("T")
+
+
+class ScoreOrder:
+    """Which way scores improve, and every comparison that follows from it: the one place a metric's
+    direction is branched on (mixed into :class:`Metric` and :class:`Direction`)."""
+
+    lower_is_better: bool
+
+    def better(self, a: float, b: float, margin: float = 0.0) -> bool:
+        """True when score ``a`` is better than ``b`` by more than ``margin``."""
+        return a < b - margin if self.lower_is_better else a > b + margin
+
+    @property
+    def worst(self) -> float:
+        return float("inf") if self.lower_is_better else float("-inf")
+
+    @property
+    def word(self) -> str:
+        """ "lower" or "higher", as in "lower is better"."""
+        return "lower" if self.lower_is_better else "higher"
+
+    @property
+    def sense(self) -> str:
+        """What an optimiser does with the score: "minimize" or "maximize"."""
+        return "minimize" if self.lower_is_better else "maximize"
+
+    def sort_key(self, score: Any) -> Any:
+        """A key that sorts ascending best first (a score or an array of them; lower is better for it)."""
+        return score if self.lower_is_better else -score
+
+    def best_of(self, items: Iterable[T], key: Callable[[T], float]) -> T:
+        """The item with the best ``key`` (the first of equals); ValueError when there is none."""
+        return min(items, key=lambda item: self.sort_key(key(item)))
+
+    def best_index(self, scores: Sequence[float]) -> int:
+        """Index of the best score, non-finite ones counted as the worst."""
+        keys = self.sort_key(np.asarray(scores, dtype=float))
+        return int(np.argmin(np.where(np.isfinite(keys), keys, np.inf)))
+
+    def best_first(self, scores: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The scores sorted best first."""
+        s = np.sort(np.asarray(scores, dtype=float))
+        return s if self.lower_is_better else s[::-1]
 
 
 @dataclass(frozen=True)
-class Metric:
+class Direction(ScoreOrder):
+    """A score direction without a metric (a leaderboard's, a search's)."""
+
+    lower_is_better: bool
+
+
+@dataclass(frozen=True)
+class Metric(ScoreOrder):
     """One competition metric."""
 
     name: str
@@ -33,14 +85,6 @@ class Metric:
 
     def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         return float(self.fn(_as_2d(y_true), _as_2d(y_pred)))
-
-    def better(self, a: float, b: float) -> bool:
-        """True when score ``a`` is strictly better than ``b``."""
-        return a < b if self.lower_is_better else a > b
-
-    @property
-    def worst(self) -> float:
-        return float("inf") if self.lower_is_better else float("-inf")
 
 
 def _as_2d(a: np.ndarray) -> np.ndarray:

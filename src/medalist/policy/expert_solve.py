@@ -3,67 +3,31 @@ run, then diversity (other GBDTs on the best recipe, more seeds). Deterministic 
 
 from __future__ import annotations
 
-from medalist.policy.base import Proposal, SolveState
+from medalist.solve.ledger import is_trial
+from medalist.solve.models.base import Family
+from medalist.solve.models.registry import (
+    FAMILIES,
+    MANY_CLASSES,
+    FamilyInfo,
+    baseline_order,
+    gbdt_families,
+    tabular_families,
+)
+from medalist.solve.policy import Proposal, SolveState
 from medalist.solve.types import ExperimentRecord, ExperimentSpec
 
-GBDTS = ("lgbm", "catboost", "xgb")
-TABULAR_FAMILIES = ("lgbm", "catboost", "xgb", "linear", "et", "rf", "knn", "mlp")
-# Order of first experiments per input modality: cheap and strong first.
-BASELINES = {
-    "tabular": ("lgbm", "catboost", "xgb", "linear", "et", "mlp", "knn", "rf"),
-    # TF-IDF families first: cheap, and far ahead where style matters (spooky-author-identification: NB-SVM
-    # log loss 0.354 vs sentence embeddings 0.675 after 162 s); embeddings next, where they fit (the best
-    # single model on nlp-getting-started, and the first to lose its place when tuning pre-empts the
-    # baselines); then naive Bayes, cheap and erring unlike the linear families
-    "text": ("nbsvm", "tfidf_linear", "st_embed_lr", "tfidf_nb", "lgbm", "st_embed_lgbm", "transformer_ft"),
-    "image": ("img_embed_lgbm", "fusion", "cnn"),
-}
-# A tabular baseline trains for at most this share of the solve time (for families that take a bound: the
-# MLP spent 73 of bike-sharing-demand's 264 s on a baseline 2.5x worse than CatBoost). Text and image
-# networks keep their own bounds: they are slow by nature and weak when cut short.
-BASELINE_SHARE = {"mlp": 0.12}
-BASELINE_SHARE_DEFAULT = 0.25  # the others (CatBoost is the one that takes a bound among them)
-# Slow networks whose first run must fit in this share of the time left.
-NETWORKS = ("fusion", "cnn", "transformer_ft")
-NETWORK_SHARE = 0.5
+# What families are (cost, baseline order, bounds) lives on them: medalist.solve.models.registry.
+GBDTS = gbdt_families()
+TABULAR_FAMILIES = tabular_families()
+NETWORK_SHARE = 0.5  # a slow network's first run must fit in this share of the time left
 TUNE_BY = 0.55  # if nothing is tuned when this share of the solve time is left, tune before anything else
 MAX_TRIALS = 60  # tuning rounds on one family stop once it has this many trials
 # A tuning round is worth its time only if it fits this many trials at its parent's cost (on
 # house-prices-advanced-regression-techniques at 300 s, a 56 s round on a 66 s CatBoost ran one 112 s trial).
 MIN_ROUND_TRIALS = 2
 MAX_SEEDS = 6
-MANY_CLASSES = 20
-# Many classes: a tree per class and round makes GBDTs slow and weak, so LightGBM alone stands for them
-# (xgb / catboost baselines took 210 of 300 s on leaf-classification's 99 classes, both far behind linear).
-MANY_CLASS_TABULAR = ("linear", "mlp", "knn", "et", "lgbm", "rf")
-# Families worth starting only with this much time for the whole solve phase (seconds).
-MIN_BUDGET = {"transformer_ft": 3000.0, "cnn": 600.0}
-# Seconds per row (train + test) before a family has been measured: sentence embeddings and fine-tuning
-# cost in proportion to the number of texts, whatever a LightGBM baseline took.
-# (measured: MiniLM-L6 encodes ~110 texts/s on 2 cores, loading included: 99 s for nlp-getting-started's
-# 10,876 texts; the estimate errs on the slow side)
-ROW_COST = {"st_embed_lr": 1 / 90, "st_embed_lgbm": 1 / 90, "transformer_ft": 1 / 10}
-# Families that share one embedding cache: once one of them ran, the others pay no encoding.
-SHARED_EMBEDDINGS = ("st_embed_lr", "st_embed_lgbm")
-# Rough cost relative to a LightGBM baseline, until a family has been measured.
-COST = {
-    "lgbm": 1.0,
-    "xgb": 1.5,
-    "catboost": 3.0,
-    "linear": 0.7,
-    "knn": 0.6,
-    "rf": 1.5,
-    "et": 1.2,
-    "mlp": 3.0,
-    "tfidf_linear": 2.0,
-    "nbsvm": 2.0,
-    "tfidf_nb": 1.0,
-    "st_embed_lr": 4.0,
-    "transformer_ft": 30.0,
-    "cnn": 10.0,
-    "img_embed_lgbm": 3.0,
-    "fusion": 12.0,
-}
+MANY_CLASS_COUNT = 20  # above this many classes, a table's baselines follow the many-classes order
+UNKNOWN_COST = 2.0  # relative cost of a model the registry does not know (a script's)
 
 
 class ExpertSolver:
@@ -78,7 +42,7 @@ class ExpertSolver:
     def propose(self, state: SolveState) -> list[Proposal]:
         tried = {r.name for r in state.done} | {r.name for r in state.failed}
         steps = [self._baselines, self._recipes, self._tune, self._diversity, self._more]
-        tuned_any = any(_is_trial(r) for r in state.done + state.failed)
+        tuned_any = bool(state.trials())
         if not tuned_any and state.time_left < TUNE_BY * state.time_total:
             steps = [self._tune, self._recipes, self._baselines, self._diversity, self._more]  # tune in time
         for step in steps:
@@ -93,13 +57,13 @@ class ExpertSolver:
         """Time left after the schedule: keep tuning the best family, then more seeds of the best, then
         tune the runner-up families (playground-series-s3e5 at 900 s ended at 624 s: CatBoost was at its
         trial cap and nothing else was ever tuned)."""
-        best = self._best(state, None)
+        best = state.best()
         if best is None:
             return []
         rounds = []
         if state.time_left >= 45:
-            for lead in self._family_leaders(state):
-                trials = _trials(state, lead.model)
+            for lead in state.family_leaders():
+                trials = len(state.trials(lead.model))
                 if trials >= MAX_TRIALS:
                     continue
                 rounds.append(
@@ -116,15 +80,6 @@ class ExpertSolver:
         first = rounds[:1] if rounds and rounds[0].model == best.model else []
         return first + _other_seeds(best, range(self.seeds, MAX_SEEDS)) + rounds[len(first) :]
 
-    def _family_leaders(self, state: SolveState) -> list[ExperimentRecord]:
-        """The best experiment of each model family in the zoo, best first."""
-        sign = 1.0 if state.lower_is_better else -1.0
-        scored = [r for r in state.done if r.cv_score is not None and r.model in state.models]
-        leaders: dict[str, ExperimentRecord] = {}
-        for rec in sorted(scored, key=lambda r: sign * float(r.cv_score or 0.0)):
-            leaders.setdefault(rec.model, rec)
-        return list(leaders.values())
-
     # ------------------------------------------------------------------ phases
     def _baselines(self, state: SolveState) -> list[Proposal]:
         # Round-robin over the input modalities, so one slow modality cannot eat the budget of the others;
@@ -134,9 +89,9 @@ class ExpertSolver:
             modalities = ["tabular"] + [m for m in modalities if m != "tabular"]
         lists = []
         for modality in modalities:
-            first = BASELINES[modality]
+            first = baseline_order(modality)
             if modality == "tabular" and self._many_classes(state):
-                first = MANY_CLASS_TABULAR  # a tree per class and round: GBDTs are slow and weak here
+                first = baseline_order(MANY_CLASSES)  # a tree per class and round: GBDTs are slow and weak
             lists.append([m for m in first if m in state.models and self._fits_size(state, m)])
         order: list[str] = []
         for i in range(max((len(x) for x in lists), default=0)):
@@ -157,7 +112,7 @@ class ExpertSolver:
         return out
 
     def _recipes(self, state: SolveState) -> list[Proposal]:
-        best = self._best(state, TABULAR_FAMILIES)
+        best = state.best(TABULAR_FAMILIES)
         if best is None:
             return []
         return [
@@ -174,7 +129,7 @@ class ExpertSolver:
         if state.time_left < 45:
             return []
         seconds = max(30.0, self.tune_share * state.time_left)
-        leaders = [r for r in self._family_leaders(state) if MIN_ROUND_TRIALS * r.seconds <= seconds]
+        leaders = [r for r in state.family_leaders() if MIN_ROUND_TRIALS * r.seconds <= seconds]
         out: list[Proposal] = []
         for families in (None, GBDTS):
             best = next((r for r in leaders if families is None or r.model in families), None)
@@ -193,7 +148,7 @@ class ExpertSolver:
         return out
 
     def _diversity(self, state: SolveState) -> list[Proposal]:
-        best = self._best(state, GBDTS)
+        best = state.best(GBDTS)
         if best is None:
             return []
         out = [
@@ -206,29 +161,17 @@ class ExpertSolver:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _many_classes(state: SolveState) -> bool:
-        return state.task_kind == "multiclass" and state.n_outputs > MANY_CLASSES
+        return state.task_kind == "multiclass" and state.n_outputs > MANY_CLASS_COUNT
 
     @staticmethod
     def _fits_size(state: SolveState, model: str) -> bool:
-        if state.time_total < MIN_BUDGET.get(model, 0.0):
-            return False
+        info = _info(model)
         cells = state.n_train * max(1, sum(state.n_columns.values()))
-        if model == "knn":
-            return cells < 5_000_000
-        if model == "rf":
-            return state.n_train < 200_000
-        return True
-
-    @staticmethod
-    def _best(state: SolveState, families: tuple[str, ...] | None):
-        pool = [r for r in state.done if r.cv_score is not None and (families is None or r.model in families)]
-        if not pool:
-            return None
-        return (min if state.lower_is_better else max)(pool, key=lambda r: r.cv_score)
-
-    def _best_family(self, state: SolveState, families: tuple[str, ...]) -> str | None:
-        best = self._best(state, families)
-        return best.model if best else None
+        return (
+            state.time_total >= info.min_budget
+            and cells < info.max_cells
+            and state.n_train < info.max_train_rows
+        )
 
     def _affordable(self, state: SolveState, p: Proposal) -> bool:
         """Fits the time left; a tuning round must also fit MIN_ROUND_TRIALS trials at its parent's cost, and
@@ -239,7 +182,7 @@ class ExpertSolver:
             parent = next((r for r in state.done if r.name == p.parent), None)
             if parent is not None and MIN_ROUND_TRIALS * parent.seconds > p.tune_seconds:
                 return False
-        if p.kind == "spec" and p.model in NETWORKS and not any(r.model == p.model for r in state.done):
+        if p.kind == "spec" and _info(p.model).network and not any(r.model == p.model for r in state.done):
             return estimate <= NETWORK_SHARE * state.time_left
         return estimate <= state.time_left
 
@@ -248,8 +191,10 @@ class ExpertSolver:
         if p.kind == "tune":
             return p.tune_seconds
         own = [r.seconds for r in state.done if r.model == p.model]
-        by_rows = ROW_COST.get(p.model, 0.0) * (state.n_train + state.n_test)
-        encoded = p.model in SHARED_EMBEDDINGS and any(r.model in SHARED_EMBEDDINGS for r in state.done)
+        info = _info(p.model)
+        by_rows = info.row_cost * (state.n_train + state.n_test)
+        cache = info.embedding_cache
+        encoded = bool(cache) and any(_info(r.model).embedding_cache == cache for r in state.done)
         if not own and by_rows and not encoded:
             return by_rows
         if own:
@@ -257,18 +202,16 @@ class ExpertSolver:
             return base * (1.5 if p.features in ("rich", "interactions", "target_enc") else 1.0)
         lgbm = [r.seconds for r in state.done if r.model == "lgbm"]
         if lgbm:
-            return COST.get(p.model, 2.0) * sum(lgbm) / len(lgbm)
-        measured = [r.seconds / COST.get(r.model, 2.0) for r in state.done]
+            return info.cost * sum(lgbm) / len(lgbm)
+        measured = [r.seconds / _info(r.model).cost for r in state.done]
         if measured:
-            return COST.get(p.model, 2.0) * sum(measured) / len(measured)
+            return info.cost * sum(measured) / len(measured)
         return 0.0  # nothing measured yet: try it, the runner's time limit protects the budget
 
 
 def _baseline_seconds(state: SolveState, model: str) -> float:
     """The training bound of a tabular family's baseline (0: none, for text and image families)."""
-    if model not in TABULAR_FAMILIES:
-        return 0.0
-    return BASELINE_SHARE.get(model, BASELINE_SHARE_DEFAULT) * state.time_total
+    return _info(model).baseline_share * state.time_total
 
 
 def _name(p: Proposal) -> str:
@@ -277,24 +220,23 @@ def _name(p: Proposal) -> str:
     return ExperimentSpec(p.model, dict(p.params), p.features, p.seed).name
 
 
-def _is_trial(rec: ExperimentRecord) -> bool:
-    return rec.note.startswith("hpo")
+def _info(model: str) -> FamilyInfo:
+    """The registry's facts of ``model``; a model it does not know (a script) gets the defaults."""
+    return FAMILIES.get(model) or _UNKNOWN
 
 
-def _trials(state: SolveState, model: str) -> int:
-    """Tuning trials of ``model`` so far (finished or failed)."""
-    return sum(1 for r in state.done + state.failed if r.model == model and _is_trial(r))
+_UNKNOWN = FamilyInfo(Family, cost=UNKNOWN_COST)
 
 
 def _tuned(state: SolveState, p: Proposal) -> bool:
     """Whether this tuning round already ran: a round is known by the trials before it."""
-    return _trials(state, p.model) > p.round
+    return len(state.trials(p.model)) > p.round
 
 
 def _other_seeds(best: ExperimentRecord, seeds: range) -> list[Proposal]:
     """The best experiment again with other seeds (its tuned parameters when a trial found it)."""
     # a trial's own parameters, without the time bound it ran under
-    params = {k: v for k, v in best.params.items() if k != "max_seconds"} if _is_trial(best) else {}
+    params = {k: v for k, v in best.params.items() if k != "max_seconds"} if is_trial(best) else {}
     return [
         Proposal(
             "spec",
@@ -304,6 +246,7 @@ def _other_seeds(best: ExperimentRecord, seeds: range) -> list[Proposal]:
             seed=s,
             why="another seed of the best",
             parent=best.name,
+            origin="seed",
         )
         for s in seeds
     ]

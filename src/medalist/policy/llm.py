@@ -16,8 +16,9 @@ the stage machine hands a stage to the fallback policy when the retry budget is 
 rollback on, the covered stages are taken by the expert rules at once (the record says so), so a model
 that keeps breaking a cross-stage check cannot exhaust the machine's rollbacks.
 
-``propose_experiment`` / ``fix_experiment`` serve the solve loop: from a compact ledger summary the model
-proposes the next experiment, as a spec for the model zoo or as an experiment script under the contract.
+``propose_experiment`` serves the solve loop: from a compact ledger summary the model proposes the next
+experiment (or fixes a failed one), as a spec for the model zoo or as an experiment script under the
+contract.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ from medalist.workspace import Workspace
 
 if TYPE_CHECKING:
     from medalist.intake import Competition
-    from medalist.solve.types import ExperimentRecord, ModelTask
+    from medalist.metrics import ScoreOrder
+    from medalist.solve.types import ModelTask
 
 # Completion budgets (tokens): small models at ~10-20 tokens/s make every token count.
 MAX_TOKENS = {
@@ -81,31 +83,6 @@ if __name__ == "__main__":
     _out.to_pickle(OUTPUT)
 """
 _PLAN_LINE = re.compile(r"(?im)^\W*plan\W*:?\s*(.+)$")
-_MODEL_SYNONYMS = {
-    "lightgbm": "lgbm",
-    "lgb": "lgbm",
-    "lgbmclassifier": "lgbm",
-    "lgbmregressor": "lgbm",
-    "xgboost": "xgb",
-    "xgbclassifier": "xgb",
-    "xgbregressor": "xgb",
-    "cat": "catboost",
-    "catboostclassifier": "catboost",
-    "logistic": "linear",
-    "logisticregression": "linear",
-    "logreg": "linear",
-    "ridge": "linear",
-    "linearregression": "linear",
-    "randomforest": "rf",
-    "randomforestclassifier": "rf",
-    "extratrees": "et",
-    "extratreesclassifier": "et",
-    "kneighbors": "knn",
-    "nearestneighbors": "knn",
-    "neuralnetwork": "mlp",
-    "tfidf": "tfidf_linear",
-    "tfidflogistic": "tfidf_linear",
-}
 
 
 class LLMPolicy:
@@ -705,7 +682,7 @@ class LLMPolicy:
         *,
         task_summary: str = "",
         metric: str = "",
-        lower_is_better: bool | None = None,
+        order: ScoreOrder | None = None,
         task: ModelTask | None = None,
         allow_script: bool = True,
         ws: Workspace | None = None,
@@ -717,7 +694,7 @@ class LLMPolicy:
         """The model's next experiment: {"kind": "spec", "model", "features", "params", "why"} or
         {"kind": "script", "name", "code", "why"}, plus "usage" (tokens, attempts).
 
-        ``summary`` is the compact ledger summary (see :func:`ledger_summary`); ``models`` / ``recipes``
+        ``summary`` is the compact ledger summary (see :meth:`Ledger.summary`); ``models`` / ``recipes``
         the names the runner accepts. An answer that names an unknown model, recipe or parameter, or a
         script that breaks the contract, goes back to the model with the reason, up to ``max_attempts``
         calls; then CheckError. ``previous`` + ``error`` ask for a fix of a failed experiment;
@@ -738,7 +715,7 @@ class LLMPolicy:
 
             script_option = prompt("script_option", contract=SCRIPT_CONTRACT.strip())
         last_answer, last_error = (_proposal_text(previous) if previous else None), error
-        direction = "lower" if lower_is_better else "higher" if lower_is_better is not None else "?"
+        direction = order.word if order is not None else "?"
         for attempt in range(1, max_attempts + 1):
             feedback = ""
             if last_error:
@@ -780,21 +757,6 @@ class LLMPolicy:
             return proposal
         self._reset_usage()
         raise CheckError(f"the model proposed no valid experiment in {max_attempts} answers: {last_error}")
-
-    def fix_experiment(
-        self,
-        proposal: dict[str, Any],
-        error: str,
-        summary: str,
-        time_left: float,
-        models: Sequence[str],
-        recipes: Sequence[str] | Mapping[str, str],
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        """A corrected experiment after ``proposal`` failed with ``error`` (same arguments as propose)."""
-        return self.propose_experiment(
-            summary, time_left, models, recipes, previous=proposal, error=error, **kwargs
-        )
 
 
 # ---------------------------------------------------------------------------------------------- factory
@@ -838,23 +800,6 @@ def make_llm_policy(
     return LLMPolicy(config, workdir=workdir, resources=stack)
 
 
-def ledger_summary(records: Sequence[ExperimentRecord], lower_is_better: bool, limit: int = 10) -> str:
-    """What was tried and how it scored, best first, then the latest failures: one line each."""
-    done = [r for r in records if r.status == "done" and r.cv_score is not None]
-    done.sort(key=lambda r: r.cv_score if lower_is_better else -r.cv_score)  # type: ignore[operator]
-    lines = []
-    for r in done[:limit]:
-        what = f"script {r.model}" if r.kind == "script" else f"{r.model} features={r.features or 'base'}"
-        params = _short_params(r.params) if r.kind != "script" else ""
-        lines.append(f"- {what}{params}: cv {r.cv_score:.5g} ({r.seconds:.0f}s)")
-    failed = [r for r in records if r.status == "failed"][-3:]
-    for r in failed:
-        lines.append(f"- FAILED {r.model} ({r.kind}): {cut(r.error, 160)}")
-    if len(done) > limit:
-        lines.append(f"- … {len(done) - limit} more finished experiments")
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------------------------------- helpers
 def _parse_proposal(
     text: str, models: list[str], recipes: list[str], task: ModelTask | None, allow_script: bool
@@ -870,11 +815,10 @@ def _parse_proposal(
             'reply with one JSON object {"model": ..., "features": ..., "params": {...}}'
             + (" or a complete experiment script" if allow_script else "")
         )
+    from medalist.solve.models.registry import family_named
+
     name = str(ans.get("model") or "").strip()
-    key = re.sub(r"[^a-z0-9_]", "", name.lower())
-    found = next((m for m in models if m.lower() == name.lower()), None) or next(
-        (m for m in models if m == _MODEL_SYNONYMS.get(key.replace("_", ""))), None
-    )
+    found = family_named(name, models)
     if found is None:
         raise CheckError(f'"model" {name!r} is not one of the available models: {", ".join(models)}')
     features = str(ans.get("features") or "base").strip()
@@ -921,18 +865,18 @@ def _check_params(model: str, params: Any, task: ModelTask | None) -> tuple[dict
         return {}, []
     if not isinstance(params, dict):
         raise CheckError('"params" must be a JSON object of hyper-parameters (or {})')
-    from medalist.solve.models import get_model
+    from medalist.solve.models import FAMILIES
     from medalist.solve.types import ModelTask
 
-    family = get_model(model)
+    family = FAMILIES[model].factory()
     task = task or ModelTask("binary", 1, "", False, 2)
     space = family.search_space(task)
     defaults = family.default_params(task, 1000)
-    known = set(space) | set(defaults)
+    known = family.hyper_params(task)
     out: dict[str, Any] = {}
     dropped = []
     for name, value in params.items():
-        if name not in known or name in _RESOURCE_PARAMS:
+        if name not in known:
             dropped.append(name)
             continue
         spec = space.get(name)
@@ -971,7 +915,6 @@ def _check_params(model: str, params: Any, task: ModelTask | None) -> tuple[dict
 
 
 _MISSING = object()
-_RESOURCE_PARAMS = {"n_threads", "n_jobs", "num_threads", "nthread", "thread_count", "device", "gpu_id"}
 
 
 def _nearest_choice(value: Any, choices: list[Any]) -> Any:
@@ -992,17 +935,6 @@ def _proposal_text(p: dict[str, Any]) -> str:
     import json
 
     return json.dumps({k: p.get(k) for k in ("model", "features", "params")}, default=str)
-
-
-def _short_params(params: dict[str, Any], limit: int = 4) -> str:
-    if not params:
-        return ""
-    items = [f"{k}={_fmt(v)}" for k, v in list(params.items())[:limit]]
-    return " params " + ",".join(items) + ("…" if len(params) > limit else "")
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def _duration(seconds: float) -> str:
@@ -1068,4 +1000,4 @@ def _shared_key(comp: Competition, files: dict[str, Any]) -> str:
     return next((c for c in labels if c in train), labels[0])
 
 
-__all__ = ["MAX_TOKENS", "LLMPolicy", "ledger_summary", "make_llm_policy"]
+__all__ = ["MAX_TOKENS", "LLMPolicy", "make_llm_policy"]

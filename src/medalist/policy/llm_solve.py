@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from medalist.errors import MedalistError
-from medalist.policy.base import Proposal, SolvePolicy, SolveState
-from medalist.policy.llm import LLMPolicy, ledger_summary
+from medalist.policy.llm import LLMPolicy
+from medalist.solve.policy import Proposal, SolvePolicy, SolveState
 from medalist.solve.types import ExperimentSpec, ModelTask
 
 
@@ -100,7 +100,7 @@ class LLMSolver:
         self, state: SolveState, previous: dict[str, Any] | None, error: str | None, fixes: int = 0
     ) -> Proposal | None:
         self.asked += 1
-        summary = ledger_summary([*state.done, *state.failed], state.lower_is_better)
+        summary = state.summary()
         task = ModelTask(state.task_kind, 1, state.metric, state.lower_is_better)
         tried = {r.name: r for r in state.done}
         if previous is None:
@@ -124,7 +124,7 @@ class LLMSolver:
                 _recipe_help(state.recipes),
                 task_summary=self.task_summary,
                 metric=state.metric,
-                lower_is_better=state.lower_is_better,
+                order=state.order,
                 task=task,
                 allow_script=self.allow_script,
                 previous=previous,
@@ -148,9 +148,15 @@ class LLMSolver:
 def _to_proposal(answer: dict[str, Any]) -> Proposal:
     why = "llm: " + (answer.get("why") or "model-proposed experiment")
     if answer["kind"] == "script":
-        return Proposal("script", code=answer["code"], name=answer.get("name") or "llm_script", why=why)
+        name = answer.get("name") or "llm_script"
+        return Proposal("script", code=answer["code"], name=name, why=why, origin="llm")
     return Proposal(
-        "spec", model=answer["model"], params=dict(answer["params"]), features=answer["features"], why=why
+        "spec",
+        model=answer["model"],
+        params=dict(answer["params"]),
+        features=answer["features"],
+        why=why,
+        origin="llm",
     )
 
 

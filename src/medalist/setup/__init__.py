@@ -25,18 +25,17 @@ def setup_is_done(ws: Workspace) -> bool:
 def run_setup(
     competition: str | Path | Competition,
     workdir: str | Path,
-    policy: Policy | None = None,
+    policy: Policy,
     fallback: Policy | None = None,
     on_record: Callable[[StageRecord], None] | None = None,
     max_attempts: int = 3,
 ) -> tuple[TaskSpec, Workspace, list[StageRecord]]:
-    """Run every setup stage; writes task.json, maps and logs/stages.jsonl under <workdir>/<slug>/."""
-    from medalist.policy.expert import ExpertPolicy
-
+    """Run every setup stage with ``policy`` (the expert's: ``medalist.policy.expert.ExpertPolicy()``);
+    writes task.json, maps and logs/stages.jsonl under <workdir>/<slug>/."""
     comp = competition if isinstance(competition, Competition) else open_competition(competition)
     ws = Workspace.create(workdir, comp.slug)
     machine = StageMachine(
-        comp, ws, policy or ExpertPolicy(), fallback=fallback, on_record=on_record, max_attempts=max_attempts
+        comp, ws, policy, fallback=fallback, on_record=on_record, max_attempts=max_attempts
     )
     spec = machine.run()
     return spec, ws, machine.records

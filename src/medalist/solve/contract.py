@@ -68,12 +68,14 @@ def run_script(
     timeout: float,
     memory_mb: int,
     parent: str | None = None,
+    origin: str = "script",
 ) -> ExperimentRecord:
     """Run an experiment script (a Path to a file, or the code itself as a str) under the contract.
 
     The ledger name is ``<name>_<first 8 hex of the code's sha256>`` (so changed code is a new experiment),
     arrays are ``train_oof_<name>_<hash8>.npy`` / ``test_preds_<name>_<hash8>.npy`` and the code is kept
-    as ``ws.scripts/<name>_<hash8>.py``. Never raises for a failing script: the record says why."""
+    as ``ws.scripts/<name>_<hash8>.py``. ``origin`` says who wrote it ("script": a person, "llm": a model).
+    Never raises for a failing script: the record says why."""
     if not _NAME.match(name):
         raise MedalistError(
             f"script name {name!r} is not usable in file names; use letters, digits, '_', '.', '-' (max 80)"
@@ -89,6 +91,7 @@ def run_script(
         version=version,
         kind="script",
         parent=parent,
+        origin=origin,
         code_hash=code_hash,
         oof_path=str(ws.oof_path(name, version)),
         test_path=str(ws.test_path(name, version)),

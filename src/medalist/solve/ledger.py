@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from medalist.errors import MedalistError
+from medalist.metrics import ScoreOrder
 from medalist.solve.types import ExperimentRecord
 
 _COLUMNS = [f.name for f in fields(ExperimentRecord) if f.name != "id"]
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS experiments (
     test_path TEXT NOT NULL DEFAULT '',
     code_hash TEXT NOT NULL DEFAULT '',
     note TEXT NOT NULL DEFAULT '',
+    origin TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL DEFAULT 0,
     updated_at REAL NOT NULL DEFAULT 0,
     pid INTEGER NOT NULL DEFAULT 0,
@@ -57,6 +59,11 @@ CREATE INDEX IF NOT EXISTS experiments_name ON experiments(name);
 CREATE INDEX IF NOT EXISTS experiments_status ON experiments(status);
 """
 MAX_ERROR_CHARS = 500
+# Base experiments (they learn from the data): what ensembles combine and the solve policies build on.
+ENSEMBLE_MEMBER_KINDS = ("model", "script")
+# Whatever may become the submission.
+SUBMISSION_KINDS = ("model", "script", "ensemble", "distill")
+PRIOR = "prior"  # the training prior's model name: a floor, never a member
 
 
 class ExperimentBusyError(MedalistError):
@@ -71,6 +78,24 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as con:
             con.executescript(_SCHEMA)  # runs as one transaction of its own
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a ledger written by an older medalist up to the schema: the ``origin`` column, with an
+        origin inferred once from kind and note for the rows it already holds. Idempotent."""
+        if self._has_origin():
+            return
+        with self._write() as con:
+            if "origin" in {row["name"] for row in con.execute("PRAGMA table_info(experiments)")}:
+                return  # another process migrated it meanwhile
+            con.execute("ALTER TABLE experiments ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
+            for row in con.execute("SELECT id, name, kind, note FROM experiments").fetchall():
+                origin = _inferred_origin(row["name"], row["kind"], row["note"])
+                con.execute("UPDATE experiments SET origin = ? WHERE id = ?", (origin, row["id"]))
+
+    def _has_origin(self) -> bool:
+        with closing(self._connect()) as con:
+            return "origin" in {row["name"] for row in con.execute("PRAGMA table_info(experiments)")}
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> sqlite3.Connection:
@@ -200,46 +225,82 @@ class Ledger:
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return self._query(f"SELECT * FROM experiments{clause} ORDER BY id", tuple(args))
 
-    def best(self, lower_is_better: bool, kind: str | None = None) -> ExperimentRecord | None:
-        """The done record with the best CV score (None when there is none)."""
-        ranked = _ranked(self.records("done", kind), lower_is_better)
-        return ranked[0] if ranked else None
+    def members(self) -> list[ExperimentRecord]:
+        """Done base experiments (the prior left out): what ensembles combine and policies build on."""
+        return [r for r in self.records("done") if r.kind in ENSEMBLE_MEMBER_KINDS and r.model != PRIOR]
 
-    def summary(self, limit: int, lower_is_better: bool) -> str:
-        """A compact text table: counts, the ``limit`` best done experiments, the latest failures."""
-        everything = self.records(None)
-        done = [r for r in everything if r.status == "done"]
-        failed = [r for r in everything if r.status == "failed"]
-        running = [r for r in everything if r.status == "running"]
-        direction = "lower" if lower_is_better else "higher"
-        lines = [
-            f"{len(done)} done, {len(failed)} failed, {len(running)} running; CV: {direction} is better",
-        ]
-        ranked = _ranked(done, lower_is_better)[:limit]
-        if ranked:
-            lines.append(
-                f"{'#':>3} {'name':<32} {'kind':<8} {'features':<12} {'cv':>10} {'fold sd':>8} {'sec':>7}"
-            )
-            for i, r in enumerate(ranked, 1):
-                sd = _std(r.fold_scores)
-                lines.append(
-                    f"{i:>3} {_cut(r.name, 32):<32} {_cut(r.kind, 8):<8} {_cut(r.features, 12):<12} "
-                    f"{_fmt(r.cv_score):>10} {_fmt(sd):>8} {r.seconds:>7.1f}"
-                    + (f"  parent={r.parent}" if r.parent else "")
-                )
-        # the latest failure of each name that never finished
-        finished = {r.name for r in done}
-        latest: dict[str, ExperimentRecord] = {}
-        for r in failed:
-            if r.name not in finished:
-                latest[r.name] = r
-        if latest:
-            lines.append("failed:")
-            for r in list(latest.values())[-max(1, min(limit, 5)) :]:
-                lines.append(f"  {_cut(r.name, 32)}: {_cut(r.error, 160)}")
-        if running:
-            lines.append("running: " + ", ".join(r.name for r in running[:10]))
-        return "\n".join(lines)
+    def ranked(self, order: ScoreOrder, kind: str | None = None) -> list[ExperimentRecord]:
+        """Done records with a finite CV score, best first."""
+        return ranked(self.records("done", kind), order)
+
+    def best(self, order: ScoreOrder, kind: str | None = None) -> ExperimentRecord | None:
+        """The done record with the best CV score (None when there is none)."""
+        return best(self.records("done", kind), order)
+
+    def family_leaders(self, order: ScoreOrder) -> list[ExperimentRecord]:
+        """The best base experiment of each model family, best first."""
+        return family_leaders(self.members(), order)
+
+    def trials(self, model: str | None = None) -> list[ExperimentRecord]:
+        """Tuning trials (of ``model``; any status), in the order they were started."""
+        return trials(self.records(None), model)
+
+    def summary(self, order: ScoreOrder, limit: int = 10) -> str:
+        """What was tried and how it scored (see :func:`summarize`)."""
+        return summarize(self.records(None), order, limit)
+
+
+# ------------------------------------------------------------------------------ questions over records
+def ranked(records: list[ExperimentRecord], order: ScoreOrder) -> list[ExperimentRecord]:
+    """The done records with a finite CV score, best first (the earlier of equals first)."""
+    scored = [
+        r for r in records if r.status == "done" and r.cv_score is not None and math.isfinite(r.cv_score)
+    ]
+    return sorted(scored, key=lambda r: (order.sort_key(r.cv_score), r.id or 0))
+
+
+def best(
+    records: list[ExperimentRecord], order: ScoreOrder, families: tuple[str, ...] | list[str] | None = None
+) -> ExperimentRecord | None:
+    """The best done record (of one of ``families`` when given); None when none has a score."""
+    pool = ranked([r for r in records if families is None or r.model in families], order)
+    return pool[0] if pool else None
+
+
+def family_leaders(
+    records: list[ExperimentRecord], order: ScoreOrder, families: tuple[str, ...] | list[str] | None = None
+) -> list[ExperimentRecord]:
+    """The best done record of each model family (of ``families`` when given), best first."""
+    leaders: dict[str, ExperimentRecord] = {}
+    for rec in ranked(records, order):
+        if families is None or rec.model in families:
+            leaders.setdefault(rec.model, rec)
+    return list(leaders.values())
+
+
+def is_trial(rec: ExperimentRecord) -> bool:
+    """A tuning trial (known by its origin)."""
+    return rec.origin == "trial"
+
+
+def trials(records: list[ExperimentRecord], model: str | None = None) -> list[ExperimentRecord]:
+    """The tuning trials among ``records`` (of ``model`` when given)."""
+    return [r for r in records if is_trial(r) and (model is None or r.model == model)]
+
+
+def summarize(records: list[ExperimentRecord], order: ScoreOrder, limit: int = 10) -> str:
+    """What was tried and how it scored, best first, then the latest failures: one line each."""
+    done = ranked(records, order)
+    lines = []
+    for r in done[:limit]:
+        what = f"script {r.model}" if r.kind == "script" else f"{r.model} features={r.features or 'base'}"
+        params = _short_params(r.params) if r.kind != "script" else ""
+        lines.append(f"- {what}{params}: cv {r.cv_score:.5g} ({r.seconds:.0f}s)")
+    for r in [r for r in records if r.status == "failed"][-3:]:
+        lines.append(f"- FAILED {r.model} ({r.kind}): {_cut(r.error, 160)}")
+    if len(done) > limit:
+        lines.append(f"- … {len(done) - limit} more finished experiments")
+    return "\n".join(lines)
 
 
 # -------------------------------------------------------------------------------------------- helpers
@@ -293,23 +354,37 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
-def _ranked(records: list[ExperimentRecord], lower_is_better: bool) -> list[ExperimentRecord]:
-    scored = [r for r in records if r.cv_score is not None and math.isfinite(r.cv_score)]
-    return sorted(scored, key=lambda r: (r.cv_score if lower_is_better else -r.cv_score, r.id or 0))  # type: ignore[operator]
+def _inferred_origin(name: str, kind: str, note: str) -> str:
+    """The origin of a row written before origins were recorded, from what it says of itself."""
+    if kind in ("ensemble", "distill"):
+        return "distilled" if kind == "distill" else "ensemble"
+    if kind == "script":
+        return "llm" if name.startswith("llm") else "script"
+    note = note or ""
+    if note.startswith("hpo"):
+        return "trial"
+    if note.startswith("llm"):
+        return "llm"
+    if note == "another seed of the best":
+        return "seed"
+    return "baseline"
 
 
-def _std(values: list[float]) -> float | None:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if len(vals) < 2:
-        return None
-    mean = sum(vals) / len(vals)
-    return math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+def _short_params(params: dict[str, Any], limit: int = 4) -> str:
+    if not params:
+        return ""
+    items = [f"{k}={_fmt(v)}" for k, v in list(params.items())[:limit]]
+    return " params " + ",".join(items) + ("…" if len(params) > limit else "")
 
 
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.5g}"
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _cut(s: str, n: int) -> str:
-    s = s or ""
-    return s if len(s) <= n else s[: n - 1] + "…"
+def _cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a word boundary with an ellipsis."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    head = text[:limit].rsplit(" ", 1)[0]
+    return head.rstrip(",.;: ") + " …"

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medalist.policy.base import Proposal, SolvePolicy, SolveState
+from medalist.metrics import Direction
 from medalist.setup.data import TaskData
 from medalist.solve.ledger import Ledger
+from medalist.solve.policy import Proposal, SolvePolicy, SolveState
 from medalist.solve.runner import run_experiment
 from medalist.solve.types import ExperimentRecord, ExperimentSpec, FoldFeatures, ModelTask
 from medalist.workspace import Workspace
@@ -108,7 +109,7 @@ class SolveLoop:
             self.ws,
             self.data,
             self.folds,
-            ExperimentSpec("prior", note="training prior"),
+            ExperimentSpec("prior", note="training prior", origin="baseline"),
             self.ledger,
             family=PriorFamily(),
             features=_NoFeatures(self.data.n_train, self.data.n_test),
@@ -162,10 +163,13 @@ class SolveLoop:
                 name=p.name,
                 timeout=max(10.0, self.time_left()),
                 memory_mb=8192,
+                origin=p.origin,
             )
             self.on_record(rec)
             return
-        spec = ExperimentSpec(p.model, dict(p.params), p.features, p.seed, parent=p.parent, note=p.why)
+        spec = ExperimentSpec(
+            p.model, dict(p.params), p.features, p.seed, parent=p.parent, note=p.why, origin=p.origin
+        )
         self._run_spec(spec, p.max_seconds)
 
     def _run_spec(self, spec: ExperimentSpec, max_seconds: float = 0.0) -> ExperimentRecord:
@@ -218,21 +222,23 @@ class SolveLoop:
         round_end = time.monotonic() + budget
         expected = self._trial_seconds(p)
         engine = resolve_engine(self.tune_engine, expected)
-        worst = float("inf") if self.data.spec.lower_is_better else float("-inf")
+        order = Direction(self.data.spec.lower_is_better)
 
         def objective(params: dict[str, Any]) -> float:
-            spec = ExperimentSpec(p.model, params, p.features, p.seed, parent=p.parent, note=f"hpo {engine}")
+            spec = ExperimentSpec(
+                p.model, params, p.features, p.seed, parent=p.parent, note=f"hpo {engine}", origin="trial"
+            )
             bound = max(1.0, round_end - time.monotonic())
             if expected:
                 bound = min(bound, TRIAL_SLACK * expected)
             rec = self._run_spec(spec, bound)
-            return rec.cv_score if rec.status == "done" and rec.cv_score is not None else worst
+            return rec.cv_score if rec.status == "done" and rec.cv_score is not None else order.worst
 
         result = tune(
             objective,
             space,
             engine=engine,
-            lower_is_better=self.data.spec.lower_is_better,
+            order=order,
             time_budget=budget,
             seed=p.seed,
         )
@@ -256,11 +262,6 @@ class SolveLoop:
         return float(np.median(own)) if own else None
 
     def _state(self, models: list[str], recipes: list[str], total: float) -> SolveState:
-        records = self.ledger.records(status=None)
-        done = [
-            r for r in records if r.status == "done" and r.kind in ("model", "script") and r.model != "prior"
-        ]
-        failed = [r for r in records if r.status == "failed"]
         spec = self.data.spec
         return SolveState(
             task_kind=self.data.transform.kind,
@@ -272,10 +273,9 @@ class SolveLoop:
             n_columns={m: self.data.train[m].shape[1] for m in spec.modalities},
             models=models,
             recipes=recipes,
-            done=done,
-            failed=failed,
+            done=self.ledger.members(),
+            failed=self.ledger.records("failed"),
             time_left=self.time_left(),
             time_total=total,
-            ledger_summary=self.ledger.summary(15, spec.lower_is_better),
             n_outputs=self.data.transform.n_outputs,
         )

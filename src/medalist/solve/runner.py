@@ -78,6 +78,7 @@ def run_experiment(
         seed=spec.seed,
         parent=spec.parent,
         note=spec.note,
+        origin=spec.origin,
         oof_path=str(ws.oof_path(spec.model, version)),
         test_path=str(ws.test_path(spec.model, version)),
         created_at=time.time(),

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from medalist.errors import MedalistError
+from medalist.metrics import ScoreOrder
 
 ENGINES = ("optuna", "hebo")
 KINDS = ("int", "float", "logfloat", "cat")
@@ -51,7 +52,7 @@ def tune(
     space: dict[str, Any],
     *,
     engine: str = "optuna",
-    lower_is_better: bool,
+    order: ScoreOrder,
     n_trials: int | None = None,
     time_budget: float,
     seed: int = 0,
@@ -62,7 +63,7 @@ def tune(
         raise MedalistError(f"unknown tuning engine {engine!r}; use one of {', '.join(ENGINES)}")
     if n_trials is not None and n_trials < 1:
         raise MedalistError(f"n_trials must be at least 1, got {n_trials}")
-    trials = _Trials(objective, lower_is_better, time_budget, n_trials)
+    trials = _Trials(objective, order, time_budget, n_trials)
     if engine == "hebo":
         _run_hebo(trials, space, seed)
     else:
@@ -106,21 +107,15 @@ def check_space(space: dict[str, Any]) -> None:
 class _Trials:
     """Calls the objective, keeps the history and the budget."""
 
-    def __init__(
-        self, objective: Objective, lower_is_better: bool, budget: float, n_trials: int | None
-    ) -> None:
+    def __init__(self, objective: Objective, order: ScoreOrder, budget: float, n_trials: int | None) -> None:
         self.objective = objective
-        self.lower = lower_is_better
+        self.order = order
         self.budget = budget
         self.n_trials = n_trials
         self.start = time.monotonic()
         self.history: list[tuple[float, dict[str, Any], float]] = []
         self.n_failed = 0
         self.last_error = ""
-
-    @property
-    def worst(self) -> float:
-        return math.inf if self.lower else -math.inf
 
     def more(self) -> bool:
         if self.n_trials is not None and len(self.history) >= self.n_trials:
@@ -136,7 +131,7 @@ class _Trials:
         except Exception as exc:
             self.n_failed += 1
             self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            self.history.append((time.monotonic() - self.start, params, self.worst))
+            self.history.append((time.monotonic() - self.start, params, self.order.worst))
             return None
         self.history.append((time.monotonic() - self.start, params, score))
         return score
@@ -144,10 +139,10 @@ class _Trials:
     def result(self, engine: str) -> TuneResult:
         good = [h for h in self.history if math.isfinite(h[2])]
         if good:
-            best = min(good, key=lambda h: h[2]) if self.lower else max(good, key=lambda h: h[2])
+            best = self.order.best_of(good, key=lambda h: h[2])
             params, score = dict(best[1]), best[2]
         else:
-            params, score = {}, self.worst
+            params, score = {}, self.order.worst
         return TuneResult(params, score, self.history, self.n_failed, self.last_error, engine)
 
 
@@ -156,15 +151,13 @@ def _run_optuna(trials: _Trials, space: dict[str, Any], seed: int) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="minimize" if trials.lower else "maximize", sampler=optuna.samplers.TPESampler(seed=seed)
-    )
+    study = optuna.create_study(direction=trials.order.sense, sampler=optuna.samplers.TPESampler(seed=seed))
     while trials.more():
         trial = study.ask()
         params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         score = trials.evaluate(params)
         # a failure is told as the worst value (+-inf): TPE then ranks it below every real trial
-        study.tell(trial, trials.worst if score is None else score)
+        study.tell(trial, trials.order.worst if score is None else score)
 
 
 def _suggest(trial: Any, name: str, spec: tuple) -> Any:
@@ -206,7 +199,6 @@ def _run_hebo(trials: _Trials, space: dict[str, Any], seed: int) -> None:
             params_spec.append(
                 {"name": name, "type": "cat", "categories": [str(i) for i in range(len(spec[1]))]}
             )
-    sign = 1.0 if trials.lower else -1.0  # HEBO minimises
     with _seeded(seed), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         opt = HEBO(DesignSpace().parse(params_spec), scramble_seed=seed)
@@ -218,7 +210,7 @@ def _run_hebo(trials: _Trials, space: dict[str, Any], seed: int) -> None:
             if score is None:
                 failed.append(suggestion)
             else:
-                opt.observe(suggestion, np.array([[sign * score]]))
+                opt.observe(suggestion, np.array([[trials.order.sort_key(score)]]))  # HEBO minimises
             if failed and len(opt.y) > 0:  # failures are observed as worse than the worst seen so far
                 ys = np.asarray(opt.y, dtype=float)
                 penalty = float(ys.max() + max(1.0, float(ys.max() - ys.min())))

@@ -14,6 +14,10 @@ from medalist.setup.spec import TargetTransform
 
 STATUSES = ("running", "done", "failed")
 KINDS = ("model", "script", "ensemble", "distill")
+# Who made an experiment: a policy's declarative spec (a family's baseline, a recipe or family variant), a
+# tuning trial, another seed of the best, a model's proposal, a script, an ensemble, a distilled student, a
+# person (API / CLI), predictions imported from elsewhere.
+ORIGINS = ("baseline", "trial", "seed", "llm", "script", "ensemble", "distilled", "user", "imported")
 CLASSIFICATION_KINDS = ("binary", "multiclass", "multilabel")
 
 
@@ -78,6 +82,7 @@ class ExperimentSpec:
     seed: int = 0
     parent: str | None = None
     note: str = ""
+    origin: str = "user"  # one of ORIGINS (not part of the version: the same spec is the same experiment)
 
     def version(self) -> str:
         """Short stable hash of what defines the experiment (same spec -> same version)."""
@@ -114,6 +119,7 @@ class ExperimentRecord:
     test_path: str = ""
     code_hash: str = ""
     note: str = ""
+    origin: str = "user"  # one of ORIGINS: who made the experiment
     created_at: float = 0.0
     id: int | None = None
 

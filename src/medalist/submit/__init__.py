@@ -26,15 +26,6 @@ from medalist.workspace import Workspace, write_json_atomic
 SAMPLE_COPY = "sample_submission.csv"
 
 
-def save_sample(ws: Workspace, sample_path: Path) -> None:
-    """Keep the competition's sample submission inside the workspace (the workspace is self-contained)."""
-    dest = ws.maps / SAMPLE_COPY
-    if sample_path.suffix.lower() == ".csv":
-        shutil.copyfile(sample_path, dest)
-    else:
-        raise MedalistError(f"sample submission {sample_path.name}: only CSV samples can be copied")
-
-
 def read_sample(ws: Workspace, spec: TaskSpec) -> pd.DataFrame:
     """The sample submission, with its id column read as text (leading zeros and formats kept)."""
     path = ws.maps / SAMPLE_COPY
@@ -102,7 +93,7 @@ def choose(metric: Metric, candidates: list[Candidate]) -> Candidate | None:
     """The candidate :func:`promote` would end on when offered all of them, best CV first."""
     ranked = sorted(
         (c for c in candidates if c.cv_score is not None and np.isfinite(c.cv_score)),
-        key=lambda c: c.cv_score if metric.lower_is_better else -c.cv_score,
+        key=lambda c: metric.sort_key(c.cv_score),
     )
     best: Candidate | None = None
     for cand in ranked:

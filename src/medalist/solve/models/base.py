@@ -20,6 +20,10 @@ from medalist.solve.types import ModelTask
 PROBA_FLOOR = 1e-6  # probability given to classes a fold's training rows never saw
 MIN_ROWS_FOR_HOLDOUT = 1000  # below this, without validation labels, boosters run a fixed number of rounds
 SMALL_DATA_ROWS = 20_000  # below this one thread is as fast as two (and far faster on a busy machine)
+# Parameters that set resources (threads, devices), not the model: medalist sets them, a policy does not.
+RESOURCE_PARAMS = frozenset(
+    {"n_threads", "n_jobs", "num_threads", "nthread", "thread_count", "device", "gpu_id"}
+)
 
 
 def threads_for(n_rows: int) -> int:
@@ -192,6 +196,11 @@ class Family:
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
         return {}
+
+    def hyper_params(self, task: ModelTask) -> set[str]:
+        """The parameters a policy may set: those searched or defaulted, resource settings left out."""
+        known = set(self.search_space(task)) | set(self.default_params(task, 1000))
+        return known - RESOURCE_PARAMS
 
     def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         """The columns this family reads."""

@@ -131,18 +131,6 @@ def _lgb_metric(sp: SubProblem, task: ModelTask) -> str:
     return "l1" if task.metric in ("mae", "medae") else "l2"
 
 
-def _categories_to_codes(X: pd.DataFrame) -> pd.DataFrame:
-    """Category columns as integer codes (NaN for missing), for libraries without pandas categories."""
-    cats = category_columns(X)
-    if not cats:
-        return X
-    out = X.copy()
-    for c in cats:
-        codes = out[c].cat.codes.astype("float32")
-        out[c] = codes.where(codes >= 0)
-    return out
-
-
 # ---------------------------------------------------------------------------------------- XGBoost
 class XGBFamily(Family):
     name = "xgb"

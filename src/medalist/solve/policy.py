@@ -1,13 +1,13 @@
-"""Policy protocols. The setup protocol lives in :mod:`medalist.setup.policy` (re-exported here for now)."""
+"""What a solve policy sees (``SolveState``), what it answers (``Proposal``), and its protocol."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from medalist.setup.policy import Policy, StageContext, Usage
-
-__all__ = ["Policy", "Proposal", "SolvePolicy", "SolveState", "StageContext", "Usage"]
+from medalist.metrics import Direction
+from medalist.solve import ledger
+from medalist.solve.types import ExperimentRecord
 
 
 @dataclass
@@ -23,12 +23,32 @@ class SolveState:
     n_columns: dict[str, int]  # modality -> input columns
     models: list[str]  # families usable here for this task
     recipes: list[str]  # feature recipes that apply
-    done: list[Any]  # ExperimentRecords with status done (kind model/script)
-    failed: list[Any]  # ExperimentRecords with status failed
+    done: list[ExperimentRecord]  # base experiments with status done (the prior left out)
+    failed: list[ExperimentRecord]  # experiments with status failed
     time_left: float  # seconds until the solve phase must stop
     time_total: float  # the solve phase's whole budget
-    ledger_summary: str = ""
     n_outputs: int = 1  # model outputs (classes for multiclass)
+
+    @property
+    def order(self) -> Direction:
+        """The metric's direction: every comparison of scores goes through it."""
+        return Direction(self.lower_is_better)
+
+    def best(self, families: tuple[str, ...] | list[str] | None = None) -> ExperimentRecord | None:
+        """The best finished experiment (of one of ``families`` when given)."""
+        return ledger.best(self.done, self.order, families)
+
+    def family_leaders(self) -> list[ExperimentRecord]:
+        """The best finished experiment of each family usable here, best first."""
+        return ledger.family_leaders(self.done, self.order, self.models)
+
+    def trials(self, model: str | None = None) -> list[ExperimentRecord]:
+        """Tuning trials so far (of ``model`` when given), finished or failed."""
+        return ledger.trials(self.done + self.failed, model)
+
+    def summary(self, limit: int = 10) -> str:
+        """What was tried and how it scored, one line each (see :func:`medalist.solve.ledger.summarize`)."""
+        return ledger.summarize(self.done + self.failed, self.order, limit)
 
 
 @dataclass
@@ -47,6 +67,7 @@ class Proposal:
     parent: str | None = None
     round: int = 0  # tune: the family's tuning trials before this round (a round is proposed once)
     max_seconds: float = 0.0  # spec: a soft bound on the experiment's training time (0: the time left)
+    origin: str = "baseline"  # spec / script: the ledger origin of what it runs (tune: always "trial")
 
 
 class SolvePolicy(Protocol):
