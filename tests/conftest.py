@@ -10,6 +10,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _own_memory(monkeypatch, tmp_path):
+    """Every test has a long-term memory of its own (empty at start): none reads or writes the user's."""
+    monkeypatch.setenv("MEDALIST_MEMORY", str(tmp_path / "memory.sqlite"))
+
+
 def shared_competitions_dir() -> Path | None:
     """../shared/competitions beside the checkout, or $MEDALIST_COMPETITIONS."""
     env = os.environ.get("MEDALIST_COMPETITIONS")

@@ -19,10 +19,11 @@ from medalist.memory.curriculum import (
     score_candidates,
 )
 from medalist.memory.embed import HashingEmbedder
-from medalist.memory.prior import EMPTY_PRIOR, expert_prior, reorder
+from medalist.memory.prior import expert_prior
 from medalist.memory.retrieve import format_for_prompt, rag, similar_tasks
 from medalist.memory.store import Entry, MemoryStore
 from medalist.memory.writeback import stage_text
+from medalist.solve.policy import EMPTY_PRIOR
 
 CARDS = [
     TaskCard("titanic", "binary", ("tabular",), "accuracy", False, 891, 418, 5, 5, 0, 0, 0, 891, 147.0, 0.1, 2,
@@ -101,7 +102,7 @@ def test_prompt_text_fits_its_token_budget():
 def test_expert_prior_ranks_families_from_similar_tasks(store):
     emb = HashingEmbedder()
     assert expert_prior(store, SPACESHIP, embedder=emb) == EMPTY_PRIOR  # cards but no experiments
-    assert reorder(["lgbm", "xgb", "mlp"], EMPTY_PRIOR) == ["lgbm", "xgb", "mlp"]
+    assert EMPTY_PRIOR.reorder(["lgbm", "xgb", "mlp"]) == ["lgbm", "xgb", "mlp"]
     store.put_entries([
         _experiment("titanic", "catboost", 1, 4, 0.3, params={"depth": 6}),
         _experiment("titanic", "lgbm", 2, 4, 0.0),
@@ -115,7 +116,7 @@ def test_expert_prior_ranks_families_from_similar_tasks(store):
     assert prior.families == ("catboost", "lgbm") and prior.never_helped == ("knn",)
     assert prior.params_for("catboost")[0] == {"depth": 6} and prior.recipes == ("count",)
     assert prior.sources[0][0] == "titanic"
-    assert reorder(["knn", "lgbm", "tabm", "catboost"], prior) == ["catboost", "lgbm", "tabm", "knn"]
+    assert prior.reorder(["knn", "lgbm", "tabm", "catboost"]) == ["catboost", "lgbm", "tabm", "knn"]
     both = expert_prior(store, SPACESHIP, k=4, embedder=emb)
     assert set(both.never_helped) == {"knn", "linear"}  # rank 2 of 3 is not the top of a run
     assert "target_enc" not in both.recipes

@@ -83,7 +83,10 @@ def setup(
     )
     comp = open_competition(competition)
     with build_policies(settings, workdir) as policies, console.status("setting up…"):
-        spec, ws, records = run_setup(comp, workdir, policy=policies.setup, fallback=policies.fallback)
+        spec, ws, records = run_setup(
+            comp, workdir, policy=policies.setup, fallback=policies.fallback, recall=policies.recall
+        )
+        policies.remember(ws)
     fallback = policies.fallback
     table = Table(title=f"{spec.slug}: setup passed every check", show_header=False)
     table.add_row("task", f"{spec.task_type}  ({spec.transform.output} output)")
@@ -234,6 +237,7 @@ def solve(
     ] = None,
     max_llm_tokens: MaxTokensOpt = None,
     max_cost: MaxCostOpt = None,
+    memory: MemoryOpt = None,
 ) -> None:
     """Run more experiments on an existing workspace (finished ones are never repeated)."""
     import time
@@ -249,6 +253,7 @@ def solve(
         skip_models=skip_models,
         max_llm_tokens=max_llm_tokens,
         max_cost=max_cost,
+        memory=memory,
     )
     ws, data, folds, ledger = _open_workspace(workspace)
     ledger.mark_stale_running()
@@ -271,6 +276,7 @@ def solve(
             skip_models=settings.skip_models,
             fold_jobs=settings.fold_jobs,
         ).run()
+        policies.remember(ws)
     _print_ledger(ws, None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -16,8 +17,9 @@ from medalist.workspace import Workspace
 
 if TYPE_CHECKING:
     from medalist.config import Settings
+    from medalist.memory.session import RunMemory
     from medalist.policy.llm import LLMPolicy
-    from medalist.setup.policy import Policy
+    from medalist.setup.policy import Policy, StageContext
     from medalist.solve.policy import SolvePolicy
 
 Event = Callable[[str, dict[str, Any]], None]
@@ -78,13 +80,18 @@ class Policies:
     fallback: Policy | None  # the expert, where the LLM's setup policy may fail its retry budget
     llm: LLMPolicy | None  # None with --llm none
     llm_share: float = 0.5  # share of the experiments the LLM proposes
+    memory: RunMemory | None = None  # long-term memory; None when off or unreadable
 
     def solver(self, ws: Workspace, task_summary: str) -> SolvePolicy:
-        """The solve policy for ``ws``: the expert's, or the LLM's proposing ``llm_share`` of experiments over
-        it (its calls logged to ``ws``'s logs)."""
+        """The solve policy for ``ws``: the expert's (with memory's prior for the task), or the LLM's
+        proposing ``llm_share`` of experiments over it (its calls logged to ``ws``'s logs). What memory
+        retrieved and changed is logged as the run log's ``memory`` event."""
         from medalist.policy.expert_solve import ExpertSolver
+        from medalist.solve.policy import EMPTY_PRIOR
 
-        expert = ExpertSolver()
+        prior, info = self.memory.prior(ws.root) if self.memory else (EMPTY_PRIOR, {"off": True})
+        ws.log_event("run", {"event": "memory", "policy": "expert", **info})
+        expert = ExpertSolver(prior=prior)
         if self.llm is None:
             return expert
         from medalist.policy.llm_solve import LLMSolver
@@ -92,15 +99,28 @@ class Policies:
         self.llm.bind(ws)
         return LLMSolver(self.llm, expert, task_summary=task_summary, llm_share=self.llm_share)
 
+    @property
+    def recall(self) -> Callable[[StageContext], list[str]] | None:
+        """RAG+ / RAG- texts for the LLM's setup prompts (None for the expert, which reads no prompt)."""
+        return self.memory.recall if self.memory is not None and self.llm is not None else None
+
+    def remember(self, ws: Workspace) -> None:
+        """Write the workspace back to long-term memory (idempotent); logs how many entries were new."""
+        if self.memory is not None:
+            added = self.memory.remember(ws.root)
+            ws.log_event("run", {"event": "memory_written", "new_entries": added})
+
 
 @contextmanager
 def build_policies(settings: Settings, workdir: Path) -> Iterator[Policies]:
     """The setup policy, its fallback and the solve policy for ``settings`` (every command builds them
     here); a local model's server runs while the block does."""
+    from medalist.memory.session import RunMemory
     from medalist.policy.expert import ExpertPolicy
 
+    memory = RunMemory.open(settings.memory_path, warn=_warn)
     if not settings.uses_llm:
-        yield Policies(ExpertPolicy(), None, None)
+        yield Policies(ExpertPolicy(), None, None, memory=memory)
         return
     from medalist.policy.llm import make_llm_policy
 
@@ -113,7 +133,12 @@ def build_policies(settings: Settings, workdir: Path) -> Iterator[Policies]:
     ) as policy:
         # a local model's calls are slow on a CPU: it proposes a quarter of the experiments, an endpoint half
         share = 0.25 if settings.llm_choice.lower() == "local" else 0.5
-        yield Policies(policy, ExpertPolicy(), policy, share)
+        yield Policies(policy, ExpertPolicy(), policy, share, memory=memory)
+
+
+def _warn(line: str) -> None:
+    """A one-line warning on stderr (memory unavailable and the like): the run goes on."""
+    print(f"warning: {line}", file=sys.stderr)
 
 
 def run_competition(
@@ -174,7 +199,9 @@ def _run(
                 policy=policies.setup,
                 fallback=policies.fallback,
                 on_record=lambda r: emit("setup_record", vars(r)),
+                recall=policies.recall,
             )
+            policies.remember(ws)
         result.stage_records = read_jsonl(ws.logs / "stages.jsonl")
         if not setup_only:
             _solve(ws, result, t0, deadline, settings, emit, policies)
@@ -254,6 +281,7 @@ def _solve(
     emit("stage", {"name": "ensemble"})
     ensemble_and_choose(ws, data, folds, ledger, max(1.0, deadline - time.monotonic() - 2.0), on_record)
     _summarize(ws, ledger, data, result)
+    policies.remember(ws)
 
 
 def ensemble_and_choose(ws: Workspace, data, folds, ledger, seconds: float, on_record) -> None:

@@ -4,15 +4,13 @@ write-back of a workspace (``writeback``), the expert's prior (``prior``), the A
 (``curriculum``), campaigns over a pool (``campaign``) and the ``medalist memory`` sub-app (``cli``)."""
 
 from medalist.memory.card import TaskCard
-from medalist.memory.prior import EMPTY_PRIOR, ExpertPrior, expert_prior, reorder
+from medalist.memory.prior import expert_prior
 from medalist.memory.retrieve import format_for_prompt, rag, similar_tasks
 from medalist.memory.store import Entry, MemoryStore, open_store
 from medalist.memory.writeback import remember_workspace
 
 __all__ = [
-    "EMPTY_PRIOR",
     "Entry",
-    "ExpertPrior",
     "MemoryStore",
     "TaskCard",
     "expert_prior",
@@ -20,6 +18,5 @@ __all__ = [
     "open_store",
     "rag",
     "remember_workspace",
-    "reorder",
     "similar_tasks",
 ]

@@ -3,47 +3,23 @@
 Each similar task t (similarity w_t > 0) ranks its run's experiments; a family's score is the
 similarity-weighted mean over those tasks of ``1 - (best_rank - 1) / (n_ranked - 1)`` (1 = it won that run).
 Families tried but never in a run's top min(3, n/2) nor above its first baseline "never helped" and go
-last. An empty memory gives an empty prior, and ``reorder(families, EMPTY)`` returns ``families`` unchanged.
+last. An empty memory gives the empty prior (``medalist.solve.policy.Prior``), whose ``reorder`` is the identity.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 from medalist.memory.card import TaskCard
 from medalist.memory.embed import Embedder
 from medalist.memory.retrieve import similar_tasks
 from medalist.memory.store import MemoryStore
+from medalist.solve.policy import EMPTY_PRIOR, Prior
 
 TOP_PARAMS = 3
 HELPFUL_RANK = 3
-
-
-@dataclass(frozen=True)
-class ExpertPrior:
-    """families: best first; params: family -> winning parameter sets (best first, for Optuna's
-    enqueue_trial); recipes: feature recipes that beat their family's base recipe; never_helped: families
-    that go last; sources: (task key, similarity) of the tasks it came from."""
-
-    families: tuple[str, ...] = ()
-    params: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = ()
-    recipes: tuple[str, ...] = ()
-    never_helped: tuple[str, ...] = ()
-    sources: tuple[tuple[str, float], ...] = ()
-
-    @property
-    def is_empty(self) -> bool:
-        return not (self.families or self.recipes or self.never_helped)
-
-    def params_for(self, family: str) -> list[dict[str, Any]]:
-        """The winning parameter sets of ``family`` (best first; empty when none)."""
-        return [dict(p) for p in dict(self.params).get(family, ())]
-
-
-EMPTY_PRIOR = ExpertPrior()
 
 
 def expert_prior(
@@ -52,7 +28,7 @@ def expert_prior(
     k: int = 3,
     embedder: Embedder | None = None,
     exclude: str | None = None,
-) -> ExpertPrior:
+) -> Prior:
     """The prior from the ``k`` stored tasks most similar to ``card`` (``exclude``: a task key to leave out)."""
     neighbours = [(c, s) for c, s in similar_tasks(store, card, k, embedder, exclude) if s > 0]
     score: dict[str, float] = defaultdict(float)
@@ -80,7 +56,7 @@ def expert_prior(
     if not score:
         return EMPTY_PRIOR
     families = sorted(score, key=lambda f: (-score[f] / weight[f], f))
-    return ExpertPrior(
+    return Prior(
         families=tuple(f for f in families if f in helped),
         params=_top_params(winners),
         recipes=tuple(r for r, g in sorted(recipe_gain.items(), key=lambda kv: (-kv[1], kv[0])) if g > 0),
@@ -101,12 +77,3 @@ def _top_params(
         seen.add(blob)
         by_family[family].append(params)
     return tuple((f, tuple(ps)) for f, ps in sorted(by_family.items()))
-
-
-def reorder(families: list[str], prior: ExpertPrior) -> list[str]:
-    """``families`` with the prior's helpful ones first (in the prior's order), the unknown ones next (in
-    their given order) and those that never helped last; the identity for an empty prior."""
-    first = [f for f in prior.families if f in families]
-    last = [f for f in families if f in prior.never_helped and f not in first]
-    middle = [f for f in families if f not in first and f not in last]
-    return first + middle + last

@@ -13,7 +13,7 @@ from medalist.solve.models.registry import (
     gbdt_families,
     tabular_families,
 )
-from medalist.solve.policy import Proposal, SolveState
+from medalist.solve.policy import EMPTY_PRIOR, Prior, Proposal, SolveState
 from medalist.solve.types import ExperimentRecord, ExperimentSpec
 
 # What families are (cost, baseline order, bounds) lives on them: medalist.solve.models.registry.
@@ -31,13 +31,15 @@ UNKNOWN_COST = 2.0  # relative cost of a model the registry does not know (a scr
 
 
 class ExpertSolver:
-    """Chooses the next experiment from the ledger's state."""
+    """Chooses the next experiment from the ledger's state; a memory ``prior`` (what won on similar past
+    tasks) orders the baselines and recipes and seeds each family's first tuning round."""
 
     name = "expert"
 
-    def __init__(self, tune_share: float = 0.35, seeds: int = 3) -> None:
+    def __init__(self, tune_share: float = 0.35, seeds: int = 3, prior: Prior = EMPTY_PRIOR) -> None:
         self.tune_share = tune_share
         self.seeds = seeds
+        self.prior = prior
 
     def propose(self, state: SolveState) -> list[Proposal]:
         tried = {r.name for r in state.done} | {r.name for r in state.failed}
@@ -92,7 +94,9 @@ class ExpertSolver:
             first = baseline_order(modality)
             if modality == "tabular" and self._many_classes(state):
                 first = baseline_order(MANY_CLASSES)  # a tree per class and round: GBDTs are slow and weak
-            lists.append([m for m in first if m in state.models and self._fits_size(state, m)])
+            lists.append(
+                self.prior.reorder([m for m in first if m in state.models and self._fits_size(state, m)])
+            )
         order: list[str] = []
         for i in range(max((len(x) for x in lists), default=0)):
             order += [x[i] for x in lists if i < len(x) and x[i] not in order]
@@ -119,7 +123,7 @@ class ExpertSolver:
             Proposal(
                 "spec", model=best.model, features=r, why=f"feature recipe {r!r} on the best tabular model"
             )
-            for r in state.recipes
+            for r in self.prior.reorder(list(state.recipes), self.prior.recipes)
             if r != "base"
         ]
 
@@ -143,6 +147,7 @@ class ExpertSolver:
                     tune_seconds=seconds,
                     why=f"tune {best.model} on recipe {best.features!r}",
                     parent=best.name,
+                    warm_start=() if state.trials(best.model) else self.prior.params_for(best.model),
                 )
             )
         return out

@@ -8,7 +8,7 @@ from pathlib import Path
 from medalist.intake import Competition, open_competition
 from medalist.setup.data import map_name
 from medalist.setup.machine import StageMachine, StageRecord
-from medalist.setup.policy import Policy
+from medalist.setup.policy import Policy, StageContext
 from medalist.setup.spec import TaskSpec
 from medalist.workspace import Workspace
 
@@ -29,13 +29,14 @@ def run_setup(
     fallback: Policy | None = None,
     on_record: Callable[[StageRecord], None] | None = None,
     max_attempts: int = 3,
+    recall: Callable[[StageContext], list[str]] | None = None,
 ) -> tuple[TaskSpec, Workspace, list[StageRecord]]:
     """Run every setup stage with ``policy`` (the expert's: ``medalist.policy.expert.ExpertPolicy()``);
     writes task.json, maps and logs/stages.jsonl under <workdir>/<slug>/."""
     comp = competition if isinstance(competition, Competition) else open_competition(competition)
     ws = Workspace.create(workdir, comp.slug)
     machine = StageMachine(
-        comp, ws, policy, fallback=fallback, on_record=on_record, max_attempts=max_attempts
+        comp, ws, policy, fallback=fallback, on_record=on_record, max_attempts=max_attempts, recall=recall
     )
     spec = machine.run()
     return spec, ws, machine.records

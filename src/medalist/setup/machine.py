@@ -50,6 +50,7 @@ class StageRecord:
     kept: bool = False
     fallback: str | None = None
     rollback_from: str | None = None
+    memory: int = 0  # long-term memory entries in the policy's context
 
 
 class StageMachine:
@@ -65,6 +66,7 @@ class StageMachine:
         max_rollbacks: int = 3,
         on_record: Callable[[StageRecord], None] | None = None,
         stages: Sequence[Stage] = STAGES,
+        recall: Callable[[StageContext], list[str]] | None = None,
     ) -> None:
         self.comp = comp
         self.ws = ws
@@ -74,6 +76,7 @@ class StageMachine:
         self.max_rollbacks = max_rollbacks
         self.on_record = on_record
         self.stages = tuple(stages)
+        self.recall = recall  # long-term memory for a stage's context (RAG+ / RAG- texts)
         self.rows = stage_table(self.stages)
         self.records: list[StageRecord] = []
         self.arts: dict[str, Any] = {}
@@ -203,6 +206,7 @@ class StageMachine:
                         usage.completion_tokens,
                         fallback=fallback_note or usage.fallback,
                         rollback_from=rollback_from,
+                        memory=len(ctx.memory) if policy is self.policy else 0,
                     )
                 )
                 if usage.code:
@@ -219,6 +223,7 @@ class StageMachine:
         )
         row = self.rows[stage]
         ctx.split, ctx.modality = row.split, row.modality
+        ctx.memory = self.recall(ctx) if self.recall else []
         return ctx
 
     def _decide(self, policy: Policy, stage: str, ctx: StageContext) -> Any:

@@ -241,6 +241,7 @@ class SolveLoop:
             order=order,
             time_budget=budget,
             seed=p.seed,
+            warm_start=p.warm_start,
         )
         self.on_event(
             "tuned",

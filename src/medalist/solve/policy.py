@@ -68,6 +68,53 @@ class Proposal:
     round: int = 0  # tune: the family's tuning trials before this round (a round is proposed once)
     max_seconds: float = 0.0  # spec: a soft bound on the experiment's training time (0: the time left)
     origin: str = "baseline"  # spec / script: the ledger origin of what it runs (tune: always "trial")
+    warm_start: tuple[dict[str, Any], ...] = ()  # tune: parameter sets tried first (from memory)
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What long-term memory says about tasks like this one (built by ``medalist.memory.expert_prior``).
+
+    families: those that ranked best on the most similar past tasks, best first; never_helped: families tried
+    there that never helped (they go last); recipes: feature recipes that beat their family's base recipe;
+    params: family -> winning parameter sets, best first (a tuning round's first trials); sources: (task,
+    similarity) it came from. The empty prior changes nothing."""
+
+    families: tuple[str, ...] = ()
+    params: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = ()
+    recipes: tuple[str, ...] = ()
+    never_helped: tuple[str, ...] = ()
+    sources: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.families or self.recipes or self.never_helped or self.params)
+
+    def params_for(self, family: str) -> tuple[dict[str, Any], ...]:
+        """The winning parameter sets of ``family`` (best first; empty when none)."""
+        return tuple(dict(p) for p in dict(self.params).get(family, ()))
+
+    def reorder(self, names: list[str], helpful: tuple[str, ...] | None = None) -> list[str]:
+        """``names`` with the helpful ones first (in the prior's order), the unknown ones next (in their given
+        order) and those that never helped last; the identity for an empty prior. ``helpful`` defaults to
+        the prior's families (pass ``recipes`` to order recipes)."""
+        helpful = self.families if helpful is None else helpful
+        first = [n for n in helpful if n in names]
+        last = [n for n in names if n in self.never_helped and n not in first]
+        return first + [n for n in names if n not in first and n not in last] + last
+
+    def summary(self) -> dict[str, Any]:
+        """The prior in a few fields, for the run log's ``memory`` event."""
+        return {
+            "similar_tasks": [list(s) for s in self.sources],
+            "families_first": list(self.families),
+            "families_last": list(self.never_helped),
+            "recipes_first": list(self.recipes),
+            "warm_starts": {f: len(ps) for f, ps in self.params},
+        }
+
+
+EMPTY_PRIOR = Prior()
 
 
 class SolvePolicy(Protocol):

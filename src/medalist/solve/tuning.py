@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,18 +56,23 @@ def tune(
     n_trials: int | None = None,
     time_budget: float,
     seed: int = 0,
+    warm_start: Sequence[dict[str, Any]] = (),
 ) -> TuneResult:
-    """Search ``space`` for the params with the best ``objective`` within ``n_trials`` and ``time_budget`` s."""
+    """Search ``space`` for the params with the best ``objective`` within ``n_trials`` and ``time_budget`` s.
+
+    ``warm_start``: parameter sets tried first (e.g. what won on similar past tasks), fitted to ``space``
+    (unknown keys dropped, values clipped to their range, missing ones at the range's middle)."""
     check_space(space)
     if engine not in ENGINES:
         raise MedalistError(f"unknown tuning engine {engine!r}; use one of {', '.join(ENGINES)}")
     if n_trials is not None and n_trials < 1:
         raise MedalistError(f"n_trials must be at least 1, got {n_trials}")
     trials = _Trials(objective, order, time_budget, n_trials)
+    first = _unique([fit_to_space(p, space) for p in warm_start])
     if engine == "hebo":
-        _run_hebo(trials, space, seed)
+        _run_hebo(trials, space, seed, first)
     else:
-        _run_optuna(trials, space, seed)
+        _run_optuna(trials, space, seed, first)
     return trials.result(engine)
 
 
@@ -147,11 +152,43 @@ class _Trials:
 
 
 # ------------------------------------------------------------------------------------------------ optuna
-def _run_optuna(trials: _Trials, space: dict[str, Any], seed: int) -> None:
+def fit_to_space(params: dict[str, Any], space: dict[str, Any]) -> dict[str, Any]:
+    """``params`` as a point of ``space``: unknown keys dropped, numbers clipped into their range, a choice
+    not offered replaced by the first, a missing key at the middle of its range (geometric for logfloat)."""
+    out: dict[str, Any] = {}
+    for name, spec in space.items():
+        kind, value = spec[0], params.get(name)
+        if kind == "cat":
+            choices = list(spec[1])
+            out[name] = value if value in choices else choices[0]
+            continue
+        low, high = float(spec[1]), float(spec[2])
+        try:
+            x = float(value) if value is not None else math.nan
+        except (TypeError, ValueError):
+            x = math.nan
+        if not math.isfinite(x):
+            x = math.sqrt(low * high) if kind == "logfloat" else (low + high) / 2
+        x = min(max(x, low), high)
+        out[name] = round(x) if kind == "int" else x
+    return out
+
+
+def _unique(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    for p in points:
+        if p not in seen:
+            seen.append(p)
+    return seen
+
+
+def _run_optuna(trials: _Trials, space: dict[str, Any], seed: int, first: list[dict[str, Any]]) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction=trials.order.sense, sampler=optuna.samplers.TPESampler(seed=seed))
+    for params in first:
+        study.enqueue_trial(params)
     while trials.more():
         trial = study.ask()
         params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
@@ -172,7 +209,7 @@ def _suggest(trial: Any, name: str, spec: tuple) -> Any:
 
 
 # -------------------------------------------------------------------------------------------------- HEBO
-def _run_hebo(trials: _Trials, space: dict[str, Any], seed: int) -> None:
+def _run_hebo(trials: _Trials, space: dict[str, Any], seed: int, first: list[dict[str, Any]]) -> None:
     reason = hebo_unavailable()
     if reason:
         raise MedalistError(
@@ -203,8 +240,9 @@ def _run_hebo(trials: _Trials, space: dict[str, Any], seed: int) -> None:
         warnings.simplefilter("ignore")
         opt = HEBO(DesignSpace().parse(params_spec), scramble_seed=seed)
         failed: list[pd.DataFrame] = []
+        queued = [pd.DataFrame([_to_hebo(p, space)]) for p in first]  # HEBO's initial design, first
         while trials.more():
-            suggestion = opt.suggest(n_suggestions=1)
+            suggestion = queued.pop(0) if queued else opt.suggest(n_suggestions=1)
             params = _from_hebo(suggestion.iloc[0], space)
             score = trials.evaluate(params)
             if score is None:
@@ -232,6 +270,20 @@ def _from_hebo(row: Any, space: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = float(min(max(float(v), spec[1]), spec[2]))
     return out
+
+
+def _to_hebo(params: dict[str, Any], space: dict[str, Any]) -> dict[str, Any]:
+    """A point of ``space`` (see :func:`fit_to_space`) in HEBO's coding (the inverse of ``_from_hebo``)."""
+    row: dict[str, Any] = {}
+    for name, spec in space.items():
+        kind, v = spec[0], params[name]
+        if kind == "cat":
+            row[name] = str(list(spec[1]).index(v))
+        elif spec[1] == spec[2]:
+            row[name] = "0"
+        else:
+            row[name] = v
+    return row
 
 
 @contextmanager
