@@ -31,10 +31,17 @@ def titanic(tmp_path, competitions):
     return ws, data, folds, Ledger(ws.ledger)
 
 
+def _fold_jobs(monkeypatch, n: int) -> None:
+    """Folds fitted side by side by default (what Settings.fold_jobs sets for a run)."""
+    from medalist.solve import runner
+
+    monkeypatch.setattr(runner, "fold_jobs", lambda configured=None: configured or n)
+
+
 @pytest.fixture
 def sequential(monkeypatch):
     """Folds one after another in this process (these tests count calls on the family object)."""
-    monkeypatch.setenv("MEDALIST_FOLD_JOBS", "1")
+    _fold_jobs(monkeypatch, 1)
 
 
 def test_runner_writes_arrays_scores_and_skips_on_rerun(titanic, sequential):
@@ -336,7 +343,7 @@ def test_parallel_folds_match_sequential_folds(titanic, monkeypatch):
     ws, data, folds, _ = titanic
     arrays = {}
     for jobs in ("1", "2"):
-        monkeypatch.setenv("MEDALIST_FOLD_JOBS", jobs)
+        _fold_jobs(monkeypatch, int(jobs))
         led = Ledger(ws.experiments / f"ledger{jobs}.sqlite")
         rec = run_experiment(
             ws, data, folds, ExperimentSpec("lgbm", {"n_estimators": 60}, seed=jobs == "2"), led
@@ -344,7 +351,7 @@ def test_parallel_folds_match_sequential_folds(titanic, monkeypatch):
         assert rec.status == "done", rec.error
         arrays[jobs] = (np.load(rec.oof_path), np.load(rec.test_path), rec.params["n_threads"])
     # same model, seeds differ only to keep the arrays' names apart: compare against a same-seed rerun
-    monkeypatch.setenv("MEDALIST_FOLD_JOBS", "1")
+    _fold_jobs(monkeypatch, 1)
     again = run_experiment(
         ws,
         data,
@@ -361,7 +368,7 @@ def test_a_fold_that_runs_past_the_limit_is_stopped(titanic, monkeypatch):
     """Folds fitted side by side have a hard bound: workers still fitting when the time is up are stopped."""
     import time as _time
 
-    monkeypatch.setenv("MEDALIST_FOLD_JOBS", "2")
+    _fold_jobs(monkeypatch, 2)
     ws, data, folds, led = titanic
     t0 = _time.monotonic()
     rec = run_experiment(
