@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 _PROMPTS = Path(__file__).parent / "prompts"
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 _EVAL_HEAD = re.compile(r"(?im)^[ \t]*#*[ \t]*(evaluation|metric|scoring)\b[^\n]*$")
+_PLAN_LINE = re.compile(r"(?im)^\W*plan\W*:?\s*(.+)$")
 
 
 def prompt(name: str, **values: Any) -> str:
@@ -59,6 +60,25 @@ def cut(text: str, limit: int) -> str:
         return text
     head = text[:limit].rsplit(" ", 1)[0]
     return head.rstrip(",.;: ") + " …"
+
+
+def fenced(text: str) -> str:
+    """``text`` in a plain ``` block."""
+    return f"```\n{text.strip()}\n```"
+
+
+def stated_plan(text: str) -> str | None:
+    """The answer's "Plan: ..." line (cut), or None when it states none."""
+    found = _PLAN_LINE.search(text)
+    return cut(found.group(1), 200) if found else None
+
+
+def memory_examples(memory: Sequence[str]) -> str:
+    """Up to three retrieved examples from earlier competitions, or "" without any."""
+    if not memory:
+        return ""
+    items = "\n".join(f"- {cut(m, 300)}" for m in memory[:3])
+    return f"Examples from earlier competitions:\n{items}"
 
 
 def evaluation_excerpt(description: str, limit: int = 600) -> str:
@@ -238,10 +258,13 @@ __all__ = [
     "cut",
     "description_excerpt",
     "evaluation_excerpt",
+    "fenced",
     "frame_head",
     "image_lines",
     "match_name",
+    "memory_examples",
     "prompt",
+    "stated_plan",
     "table_lines",
     "value_counts_text",
 ]
