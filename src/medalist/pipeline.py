@@ -119,6 +119,8 @@ def build_policies(settings: Settings, workdir: Path) -> Iterator[Policies]:
     from medalist.policy.expert import ExpertPolicy
 
     memory = RunMemory.open(settings.memory_path, warn=_warn)
+    if memory is not None:
+        memory.warm_up()
     if not settings.uses_llm:
         yield Policies(ExpertPolicy(), None, None, memory=memory)
         return

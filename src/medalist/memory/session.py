@@ -8,7 +8,9 @@ more and turns memory off for the rest of the run.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,7 @@ class RunMemory:
         self.store = store
         self.warn = warn
         self._embedder = embedder
+        self._lock = threading.Lock()
         self._off = False
 
     @classmethod
@@ -49,9 +52,21 @@ class RunMemory:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = default_embedder()
-        return self._embedder
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = default_embedder()
+            return self._embedder
+
+    def warm_up(self) -> None:
+        """Load the embedder in a background thread (a sentence model takes seconds to load), so that the
+        prior is ready when the solve starts; nothing to do while memory holds no task."""
+
+        def load() -> None:
+            with contextlib.suppress(Exception):  # a failed warm-up only means the load happens later
+                self.embedder.embed(["warm up"])
+
+        if not self._off and self._guard("read", lambda: bool(self.store.tasks()), False):
+            threading.Thread(target=load, name="memory-warm-up", daemon=True).start()
 
     def _guard(self, what: str, fn: Callable[[], Any], default: Any) -> Any:
         """``fn()``, or ``default`` with one warning line (and memory off for the run) when it fails."""
