@@ -122,3 +122,38 @@ def test_a_run_with_a_remembered_task_logs_what_memory_changed(tmp_path, monkeyp
     assert {t.task_key for t in store.tasks()} == {"wine", "breast-cancer"}
     written = [e for e in events if e.get("event") == "memory_written"]
     assert written and written[-1]["new_entries"] >= 0
+
+
+@pytest.mark.slow
+def test_llm_prompts_carry_memory_from_an_earlier_competition(competitions, tmp_path, monkeypatch):
+    """A SCRIPTED chat server (not a model; plumbing only) sets up and solves spaceship-titanic after an
+    expert run on titanic wrote the memory: setup prompts carry RAG+ entries of titanic's stages, the stage
+    records count them, and the proposal prompt carries the prior."""
+    from medalist.pipeline import run_competition
+    from tests.scripted_server import Reply, ScriptedChatServer
+
+    monkeypatch.setenv("MEDALIST_LLM_CACHE", "0")
+    first = run_competition(competitions / "titanic" / "public", tmp_path / "runs", time_budget=40)
+    assert first.submission is not None
+
+    def answer(body: dict) -> Reply:
+        text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        if "Stage: propose experiment" in text:
+            return Reply(json.dumps({"model": "lgbm", "features": "base", "params": {}, "why": "x"}))
+        return Reply("I do not know.")
+
+    with ScriptedChatServer(answer) as server:
+        second = run_competition(
+            competitions / "spaceship-titanic" / "public",
+            tmp_path / "runs",
+            time_budget=90,
+            llm=server.base_url,
+            raise_errors=True,
+        )
+        prompts = [" ".join(str(m.get("content", "")) for m in r["messages"]) for r in server.requests]
+    assert second.submission is not None
+    setup_prompts = [p for p in prompts if "Stage: propose experiment" not in p]
+    assert any("From earlier competitions (long-term memory)" in p and "titanic" in p for p in setup_prompts)
+    assert any(r["memory"] > 0 and r["policy"] == "llm" for r in second.stage_records)
+    proposals = [p for p in prompts if "Stage: propose experiment" in p]
+    assert proposals and all("Memory: on the most similar past tasks (titanic" in p for p in proposals)

@@ -97,7 +97,8 @@ class Policies:
         from medalist.policy.llm_solve import LLMSolver
 
         self.llm.bind(ws)
-        return LLMSolver(self.llm, expert, task_summary=task_summary, llm_share=self.llm_share)
+        memory = self.memory.solve_text(prior) if self.memory is not None else ""
+        return LLMSolver(self.llm, expert, task_summary=task_summary, llm_share=self.llm_share, memory=memory)
 
     @property
     def recall(self) -> Callable[[StageContext], list[str]] | None:

@@ -9,6 +9,7 @@ more and turns memory off for the rest of the run.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from medalist.memory.card import TaskCard
 from medalist.memory.embed import Embedder, default_embedder
 from medalist.memory.prior import expert_prior
-from medalist.memory.retrieve import format_for_prompt, rag
+from medalist.memory.retrieve import CHARS_PER_TOKEN, format_for_prompt, rag
 from medalist.memory.store import MemoryStore, open_store
 from medalist.memory.writeback import remember_workspace
 from medalist.solve.policy import EMPTY_PRIOR, Prior
@@ -97,6 +98,23 @@ class RunMemory:
 
         return self._guard("retrieval", build, (EMPTY_PRIOR, {"tasks": 0, "retrieved": 0}))
 
+    @staticmethod
+    def solve_text(prior: Prior, max_tokens: int = PROMPT_TOKENS) -> str:
+        """The prior as a few lines for the LLM's proposal prompt (empty for the empty prior)."""
+        if prior.is_empty:
+            return ""
+        tasks = ", ".join(f"{key} ({sim:.2f})" for key, sim in prior.sources)
+        lines = [f"Memory: on the most similar past tasks ({tasks}):"]
+        if prior.families:
+            lines.append(f"- families that ranked best: {', '.join(prior.families)}")
+        if prior.never_helped:
+            lines.append(f"- families that never helped: {', '.join(prior.never_helped)}")
+        if prior.recipes:
+            lines.append(f"- feature recipes that helped: {', '.join(prior.recipes)}")
+        for family, sets in prior.params:
+            lines.append(f"- winning {family} params: {json.dumps(sets[0], default=str, sort_keys=True)}")
+        return format_text("\n".join(lines), max_tokens)
+
     def recall(self, ctx: StageContext) -> list[str]:
         """RAG+ examples and RAG- warnings for a setup stage, one prompt text per entry (empty when none)."""
 
@@ -118,3 +136,12 @@ class RunMemory:
     def remember(self, ws_root: Path) -> int:
         """Write the workspace back (idempotent): the number of new entries."""
         return self._guard("write-back", lambda: remember_workspace(self.store, ws_root), 0)
+
+
+def format_text(text: str, max_tokens: int) -> str:
+    """``text`` cut to about ``max_tokens`` tokens, at a line break where one is near."""
+    limit = max_tokens * CHARS_PER_TOKEN
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit)
+    return text[: cut if cut > limit // 2 else limit]

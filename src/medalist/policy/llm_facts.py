@@ -74,11 +74,12 @@ def stated_plan(text: str) -> str | None:
 
 
 def memory_examples(memory: Sequence[str]) -> str:
-    """Up to three retrieved examples from earlier competitions, or "" without any."""
+    """The long-term memory's entries for this stage (RAG+ examples and RAG- warnings, already within their
+    token budget), or "" without any."""
     if not memory:
         return ""
-    items = "\n".join(f"- {cut(m, 300)}" for m in memory[:3])
-    return f"Examples from earlier competitions:\n{items}"
+    items = "\n".join(f"- {cut(m, 800)}" for m in memory[:6])
+    return f"From earlier competitions (long-term memory):\n{items}"
 
 
 def evaluation_excerpt(description: str, limit: int = 600) -> str:

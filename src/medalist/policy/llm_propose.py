@@ -45,6 +45,7 @@ class ExperimentProposer:
         previous: dict[str, Any] | None = None,
         error: str | None = None,
         reject: Callable[[dict[str, Any]], str | None] | None = None,
+        memory: str = "",
     ) -> dict[str, Any]:
         """The model's next experiment: {"kind": "spec", "model", "features", "params", "why"} or
         {"kind": "script", "name", "code", "why"}, plus "usage" (tokens, attempts).
@@ -54,6 +55,7 @@ class ExperimentProposer:
         script that breaks the contract, goes back to the model with the reason, up to ``max_attempts``
         calls; then CheckError. ``previous`` + ``error`` ask for a fix of a failed experiment;
         ``reject(proposal)`` may refuse a valid proposal with a reason (e.g. "already run") that goes back too.
+        ``memory``: what won on similar past tasks (long-term memory), already within its token budget.
         """
         session = self.session
         session.reset_usage()
@@ -87,7 +89,7 @@ class ExperimentProposer:
                 ledger=summary.strip() or "(none yet)",
                 models=", ".join(models),
                 recipes=recipe_text,
-                memory="",
+                memory=memory,
                 script_option=script_option,
                 feedback=feedback,
             )

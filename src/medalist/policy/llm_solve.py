@@ -42,8 +42,10 @@ class LLMSolver:
         fix_budget: int = 2,
         allow_script: bool = True,
         min_seconds: float = 30.0,
+        memory: str = "",
     ) -> None:
         self.policy = policy
+        self.memory = memory  # what won on similar past tasks, for every proposal prompt
         self.fallback = fallback
         self.task_summary = task_summary
         self.llm_share = llm_share
@@ -130,6 +132,7 @@ class LLMSolver:
                 previous=previous,
                 error=error,
                 reject=reject,
+                memory=self.memory,
             )
         except MedalistError as exc:  # no valid answer, endpoint down, budget spent
             self.events.append({"event": "no_proposal", "error": str(exc)[:300]})
