@@ -354,6 +354,68 @@ def _print_ledger(ws, best_name: str | None) -> None:
 
 
 @app.command()
+def campaign(
+    pool: Annotated[
+        Path, typer.Argument(help="A folder of competitions (<slug>/public, or one folder each).")
+    ],
+    workdir: WorkdirOpt = Path("runs"),
+    time_budget: Annotated[
+        float | None, typer.Option("--time-budget", "-t", help="Seconds per competition (default: 300).")
+    ] = None,
+    order: Annotated[str, typer.Option(help="curriculum (Agent K Eq. 7) | random | given")] = "curriculum",
+    setup_only: Annotated[
+        bool, typer.Option("--setup-only", help="Only Phase I for each competition.")
+    ] = False,
+    llm: LlmOpt = None,
+    llm_model: LlmModelOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for folds, models and the random order.")] = None,
+    max_llm_tokens: MaxTokensOpt = None,
+    max_cost: MaxCostOpt = None,
+    memory: MemoryOpt = None,
+) -> None:
+    """Run every competition of a pool, choosing the next by the curriculum and writing memory as it goes;
+    a killed campaign resumes (progress in <workdir>/campaign.jsonl)."""
+    from medalist.memory.campaign import ORDERS, run_campaign
+    from medalist.memory.session import RunMemory
+    from medalist.pipeline import campaign_runner, pool_folders
+
+    if order not in ORDERS:
+        raise MedalistError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
+    settings = _settings(
+        time_budget=time_budget,
+        llm=llm,
+        llm_model=llm_model,
+        seed=seed,
+        max_llm_tokens=max_llm_tokens,
+        max_cost=max_cost,
+        memory=memory,
+    )
+    folders = pool_folders(pool)
+    mem = RunMemory.open(settings.memory_path, warn=lambda line: console.print(f"[yellow]{line}[/]"))
+    runner = campaign_runner(settings, workdir, setup_only=setup_only)
+    rows = run_campaign(folders, workdir, runner, mem.store if mem else None, order, seed=settings.seed)
+    table = Table(title=f"campaign over {len(folders)} competitions ({order} order)")
+    for col in ("#", "competition", "setup", "pass@1", "tokens", "score", "pct", "s"):
+        table.add_column(col, justify="left" if col == "competition" else "right")
+    for r in rows:
+        table.add_row(
+            str(r.get("order")),
+            r["task"],
+            "ok" if r["ok"] else f"[red]failed[/] {(r.get('error') or '')[:40]}",
+            _fmt(r.get("pass1"), 2),
+            str(r.get("tokens", "")),
+            _fmt(r.get("score"), 5),
+            _fmt(r.get("percentile"), 1),
+            f"{r.get('seconds', 0):.0f}",
+        )
+    out.print(table)
+
+
+def _fmt(value: object, digits: int) -> str:
+    return "-" if value is None else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
+
+
+@app.command()
 def example(
     directory: Annotated[Path, typer.Argument(help="Where to write the example competition folder.")] = Path(
         "examples"

@@ -21,7 +21,7 @@ from medalist.memory.writeback import remember_workspace
 from medalist.workspace import append_jsonl, read_jsonl
 
 ORDERS = ("curriculum", "random", "given")
-CARRIED = ("tokens", "score", "percentile", "medal")
+CARRIED = ("tokens", "pass1", "score", "percentile", "medal", "error")
 
 
 def run_campaign(
