@@ -75,6 +75,7 @@ def setup(
 ) -> None:
     """Phase I: set the competition up (task.json + maps) through the checked stage machine."""
     from medalist.intake import open_competition
+    from medalist.metrics import get_metric
     from medalist.pipeline import build_policies
     from medalist.setup import run_setup
 
@@ -90,7 +91,7 @@ def setup(
     fallback = policies.fallback
     table = Table(title=f"{spec.slug}: setup passed every check", show_header=False)
     table.add_row("task", f"{spec.task_type}  ({spec.transform.output} output)")
-    table.add_row("metric", f"{spec.metric} ({'lower' if spec.lower_is_better else 'higher'} is better)")
+    table.add_row("metric", f"{spec.metric} ({get_metric(spec.metric).word} is better)")
     table.add_row("id column", spec.id_column)
     table.add_row(
         "targets", ", ".join(spec.target_columns[:6]) + (" …" if len(spec.target_columns) > 6 else "")
@@ -330,6 +331,7 @@ def submit(
 
 
 def _print_ledger(ws, best_name: str | None) -> None:
+    from medalist.metrics import Direction
     from medalist.setup.spec import TaskSpec
     from medalist.solve.ledger import Ledger
     from medalist.submit import chosen
@@ -338,10 +340,10 @@ def _print_ledger(ws, best_name: str | None) -> None:
     current = chosen(ws) or {}
     best_name = best_name or current.get("name")
     records = [r for r in Ledger(ws.ledger).records("done") if r.cv_score is not None]
-    records.sort(key=lambda r: r.cv_score, reverse=not spec.lower_is_better)
+    order = Direction(spec.lower_is_better)
+    records.sort(key=lambda r: order.sort_key(r.cv_score))
     table = Table(
-        title=f"{spec.slug}: best experiments and ensembles ({spec.metric}, "
-        f"{'lower' if spec.lower_is_better else 'higher'} is better)"
+        title=f"{spec.slug}: best experiments and ensembles ({spec.metric}, {order.word} is better)"
     )
     for col in ("experiment", "kind", "features", "cv", "seconds"):
         table.add_column(col, justify="right" if col in ("cv", "seconds") else "left")

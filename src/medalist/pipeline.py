@@ -301,11 +301,11 @@ def ensemble_and_choose(ws: Workspace, data, folds, ledger, seconds: float, on_r
 
 
 def _summarize(ws: Workspace, ledger, data, result: RunResult) -> None:
-    from medalist.solve.ledger import SUBMISSION_KINDS
+    from medalist.solve.ledger import ENSEMBLE_MEMBER_KINDS, SUBMISSION_KINDS
     from medalist.submit import chosen
 
     done = [r for r in ledger.records("done") if r.kind in SUBMISSION_KINDS]
-    result.n_experiments = len([r for r in ledger.records(status=None) if r.kind in ("model", "script")])
+    result.n_experiments = len([r for r in ledger.records(status=None) if r.kind in ENSEMBLE_MEMBER_KINDS])
     current = chosen(ws)
     if current:
         result.best_name, result.best_cv = current["name"], current["cv_score"]

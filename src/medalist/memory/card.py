@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from medalist.metrics import Direction
 from medalist.setup.data import MODALITY_CODES
 from medalist.setup.spec import MODALITIES, TASK_TYPES, TaskSpec
 
@@ -103,7 +104,7 @@ class TaskCard:
     # ------------------------------------------------------------------ views
     def text(self) -> str:
         """A short description of the task for text embeddings and prompts."""
-        direction = "lower is better" if self.lower_is_better else "higher is better"
+        direction = f"{Direction(self.lower_is_better).word} is better"
         target = (
             f"{self.n_classes} classes"
             if self.task_type in CLASSIFICATION

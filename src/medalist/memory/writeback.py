@@ -14,6 +14,7 @@ from typing import Any
 
 from medalist.memory.card import TaskCard
 from medalist.memory.store import Entry, MemoryStore
+from medalist.metrics import Direction
 from medalist.solve.ledger import Ledger
 from medalist.solve.types import ExperimentRecord
 from medalist.workspace import Workspace, read_jsonl
@@ -123,19 +124,19 @@ def experiment_entries(records: list[ExperimentRecord], card: TaskCard, run_id: 
     scored = [r for r in singles if r.model != PRIOR_FAMILY]
     if not scored:
         return []
-    sign = -1.0 if card.lower_is_better else 1.0
+    order = Direction(card.lower_is_better)
     base = min(scored, key=lambda r: r.id or 0)
     assert base.cv_score is not None
     spread = abs(base.cv_score - prior.cv_score) if prior is not None and prior.cv_score is not None else 0.0
     scale = spread if spread > 0 else max(abs(base.cv_score), 1e-12)
-    ranked = sorted(scored, key=lambda r: sign * -(r.cv_score or 0.0))
+    ranked = sorted(scored, key=lambda r: order.sort_key(r.cv_score or 0.0))
     out = []
     for rec in scored:
         assert rec.cv_score is not None
         same_base = [r.cv_score for r in scored if r.model == rec.model and r.features == "base"]
-        best_base = (min if card.lower_is_better else max)(same_base) if same_base else None  # type: ignore[type-var]
+        best_base = order.best_of(same_base, key=float) if same_base else None
         recipe_gain = (
-            sign * (rec.cv_score - best_base) / scale
+            -order.sort_key(rec.cv_score - best_base) / scale
             if rec.features not in ("", "base") and best_base is not None
             else None
         )
@@ -147,7 +148,7 @@ def experiment_entries(records: list[ExperimentRecord], card: TaskCard, run_id: 
             "cv": rec.cv_score,
             "rank": ranked.index(rec) + 1,
             "n_ranked": len(ranked),
-            "gain": sign * (rec.cv_score - base.cv_score) / scale,
+            "gain": -order.sort_key(rec.cv_score - base.cv_score) / scale,
             "recipe_gain": recipe_gain,
             "seconds": round(rec.seconds, 3),
             "rows": card.n_train,
@@ -181,8 +182,9 @@ def ensemble_entry(
     if not chosen and not ensembles:
         return None
     singles = [r for r in records if r.kind in SINGLE_KINDS and r.model != PRIOR_FAMILY]
-    pick = min if card.lower_is_better else max
-    best_single = pick(singles, key=lambda r: r.cv_score or 0.0) if singles else None
+    best_single = (
+        Direction(card.lower_is_better).best_of(singles, key=lambda r: r.cv_score or 0.0) if singles else None
+    )
     data = {
         "chosen": chosen.get("name"),
         "chosen_kind": chosen.get("kind"),

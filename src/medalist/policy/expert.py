@@ -64,9 +64,7 @@ class ExpertPolicy:
         if head:
             parts.append(head)
         if metric:
-            parts.append(
-                f"Evaluation: {metric.name} ({'lower' if metric.lower_is_better else 'higher'} is better)."
-            )
+            parts.append(f"Evaluation: {metric.name} ({metric.word} is better).")
         parts.append(f"Tables: {tables or 'none'}.")
         if comp.image_dirs:
             parts.append(

@@ -181,7 +181,7 @@ def check_metric(art: Any, comp: Competition, arts: dict[str, Any]) -> None:
         raise CheckError('return {"metric": name, "lower_is_better": bool}')
     m = get_metric(art["metric"])
     if bool(art.get("lower_is_better")) != m.lower_is_better:
-        raise CheckError(f"{m.name} is {'lower' if m.lower_is_better else 'higher'}-is-better")
+        raise CheckError(f"{m.name} is {m.word}-is-better")
     output = arts["target_transform"]["output"]
     kind = arts["target_transform"]["kind"]
     compatible = {"proba": ("proba",), "label": ("label",), "value": ("value",)}[m.scores]
