@@ -157,3 +157,26 @@ def test_llm_prompts_carry_memory_from_an_earlier_competition(competitions, tmp_
     assert any(r["memory"] > 0 and r["policy"] == "llm" for r in second.stage_records)
     proposals = [p for p in prompts if "Stage: propose experiment" in p]
     assert proposals and all("Memory: on the most similar past tasks (titanic" in p for p in proposals)
+
+
+def test_a_corrupt_memory_file_gives_one_warning_line_and_the_run_goes_on(tmp_path):
+    """`medalist run --memory <a file that is not a memory>`: one warning line on stderr, a valid submission,
+    and the file left as it was."""
+    import subprocess
+    import sys
+
+    from medalist.example import make_example
+
+    comp = make_example(tmp_path / "c", "breast-cancer")
+    bad = tmp_path / "memory.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    before = bad.read_bytes()
+    cmd = [sys.executable, "-m", "medalist.cli", "run", str(comp), "--workdir", str(tmp_path / "w")]
+    proc = subprocess.run(
+        [*cmd, "-t", "25", "--memory", str(bad)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "memory unavailable" in line]
+    assert len(warnings) == 1 and "running without memory" in warnings[0]
+    assert (tmp_path / "w" / "breast-cancer" / "submission.csv").is_file()
+    assert bad.read_bytes() == before
