@@ -95,9 +95,19 @@ def cli_launcher(program: Sequence[str]) -> Launcher:
 
     def launch(args: list[str], timeout: float, log_path: Path) -> int:
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        # each run starts with a cold cache (sentence embeddings): the memory arm runs a competition after
+        # the empty arm did, and must not find its texts already encoded
+        cache = log_path.with_suffix(".cache")
+        shutil.rmtree(cache, ignore_errors=True)
+        env = {**os.environ, "MEDALIST_CACHE_DIR": str(cache)}
         with log_path.open("w", encoding="utf-8") as log:
             proc = subprocess.Popen(
-                [*program, *args], stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+                [*program, *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+                env=env,
             )
             try:
                 return proc.wait(timeout=timeout)
