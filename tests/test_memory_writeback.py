@@ -36,7 +36,27 @@ def workspace(tmp_path_factory) -> Path:
         timeout=300,
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    return root / "runs" / "breast-cancer"
+    ws_root = root / "runs" / "breast-cancer"
+    _at_least_two_models(ws_root)
+    return ws_root
+
+
+def _at_least_two_models(ws_root: Path) -> None:
+    """Two baselines in the ledger whatever a loaded machine let the 40 s run finish (the runner skips one
+    the run already finished)."""
+    from medalist.setup.data import load_task_data
+    from medalist.solve.folds import load_or_make_folds
+    from medalist.solve.runner import run_experiment
+    from medalist.solve.types import ExperimentSpec
+    from medalist.workspace import Workspace
+
+    ws = Workspace(ws_root)
+    data = load_task_data(ws)
+    folds = load_or_make_folds(ws, data)
+    ledger = Ledger(ws.ledger)
+    for model in ("linear", "lgbm"):
+        rec = run_experiment(ws, data, folds, ExperimentSpec(model, {}, "base", 0), ledger)
+        assert rec.status == "done", rec.error
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -75,7 +74,7 @@ class RunMemory:
             return default
         try:
             return fn()
-        except (sqlite3.Error, OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # memory is an aid: nothing in it may stop a run
             self._off = True
             self.warn(f"memory {what} failed ({type(exc).__name__}: {exc}); going on without memory")
             return default
@@ -84,6 +83,8 @@ class RunMemory:
         """The expert's prior for the workspace's task, and what to log about it (entries retrieved)."""
 
         def build() -> tuple[Prior, dict[str, Any]]:
+            if not (ws_root / "task.json").is_file():
+                return EMPTY_PRIOR, {"tasks": 0, "retrieved": 0}  # no task set up yet
             card = TaskCard.from_workspace(ws_root)
             if not any(t.task_key != card.task_key for t in self.store.tasks()):
                 return EMPTY_PRIOR, {"tasks": 0, "retrieved": 0}
