@@ -354,6 +354,19 @@ def _print_ledger(ws, best_name: str | None) -> None:
 
 
 @app.command()
+def report(
+    workspace: WorkspaceArg,
+    competition: Annotated[
+        Path | None, typer.Option(help="The competition folder with answers: grade the submission too.")
+    ] = None,
+) -> None:
+    """Write <workspace>/report.html: one self-contained page with the run's plots (no network needed)."""
+    from medalist.report import write_report
+
+    out.print(f"wrote {write_report(workspace, competition)}")
+
+
+@app.command()
 def example(
     directory: Annotated[Path, typer.Argument(help="Where to write the example competition folder.")] = Path(
         "examples"

@@ -203,11 +203,23 @@ def _run(
                 on_record=lambda r: emit("setup_record", vars(r)),
                 recall=policies.recall,
             )
+            _write_eda(ws)
             policies.remember(ws)
         result.stage_records = read_jsonl(ws.logs / "stages.jsonl")
         if not setup_only:
             _solve(ws, result, t0, deadline, settings, emit, policies)
     _llm_usage(ws, result)
+
+
+def _write_eda(ws: Workspace) -> None:
+    """The data profile of a finished setup (eda.json); a failure only warns."""
+    try:
+        from medalist.setup.data import load_task_data
+        from medalist.setup.eda import write_eda
+
+        write_eda(ws, load_task_data(ws))
+    except Exception as e:  # the profile is for people: it never stops a run
+        _warn(f"no data profile (eda.json): {type(e).__name__}: {e}")
 
 
 def _llm_usage(ws: Workspace, result: RunResult) -> None:
