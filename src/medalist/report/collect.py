@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from typing import Any
 
 from medalist.setup.eda import EDA_FILE
 from medalist.workspace import Workspace, read_jsonl
+
+log = logging.getLogger(__name__)
 
 GRADE_FILE = "grade.json"  # a GradeReport.to_dict() kept beside the run, where one was graded
 
@@ -58,9 +61,13 @@ def read_ledger(path: Path) -> list[dict[str, Any]]:
     """Every ledger row as a dict (params and fold_scores parsed), read-only; [] when there is no ledger."""
     if not path.exists():
         return []
-    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10.0)) as con:
-        con.row_factory = sqlite3.Row
-        rows = [dict(r) for r in con.execute("SELECT * FROM experiments ORDER BY created_at, id")]
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10.0)) as con:
+            con.row_factory = sqlite3.Row
+            rows = [dict(r) for r in con.execute("SELECT * FROM experiments ORDER BY created_at, id")]
+    except sqlite3.DatabaseError as e:  # a damaged or foreign file: the report goes on without experiments
+        log.warning("report: cannot read the ledger %s (%s)", path, e)
+        return []
     for row in rows:
         for key, empty in (("params", {}), ("fold_scores", [])):
             try:

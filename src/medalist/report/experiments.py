@@ -64,7 +64,7 @@ def timeline(view: RunView) -> str | None:
             marker_color=["#9498a0", *[colors[k] for k in spent]],
         )
     )
-    share.update_yaxes(title="seconds (summed; experiments may overlap)")
+    share.update_yaxes(title="seconds (summed)")
     failed = [r for r in rows if r["status"] == "failed"]
     return (
         cards(
@@ -81,7 +81,7 @@ def timeline(view: RunView) -> str | None:
             "Timeline: each experiment from start to end (hatched: failed)",
             min(900, 140 + 16 * len(rows)),
         )
-        + figure(share, "Where the time went, by origin", 300)
+        + figure(share, "Where the time went, by origin (experiments may overlap)", 300)
     )
 
 
@@ -137,7 +137,9 @@ def experiments(view: RunView) -> str | None:
             title=f"CV {view.task.get('metric', '')} ({'lower' if lower else 'higher'} is better)"
         )
         parts.append(figure(fig, "CV over time (colour: family, symbol: origin)", 420))
-        parts.append(_by_family(done, view))
+        members = [r for r in done if r["kind"] in ("model", "script")]
+        if members:
+            parts.append(_by_family(members, view))
         parts.append(_cv_vs_seconds(done, models, view))
     else:
         parts.append(note("No finished experiment besides the prior."))
@@ -275,22 +277,20 @@ def ensembles(view: RunView) -> str | None:
         None,
     )
     if scores:
-        names = sorted(scores, key=scores.get, reverse=not view.lower_is_better)
-        best = [r for r in ens if r["status"] == "done" and r.get("cv_score") is not None]
-        fig = go.Figure(go.Bar(x=names, y=[scores[n] for n in names], name="members", marker_color="#97bbf5"))
-        for i, r in enumerate(best):
-            fig.add_hline(
-                y=r["cv_score"],
-                line_dash="dot",
-                line_color=COLORS[(i + 2) % len(COLORS)],
-                annotation_text=r["name"],
-                annotation_position="top left",
+        done = {
+            r["name"]: r["cv_score"] for r in ens if r["status"] == "done" and r.get("cv_score") is not None
+        }
+        both = {**scores, **done}
+        names = sorted(both, key=both.get, reverse=not view.lower_is_better)
+        fig = go.Figure(
+            go.Bar(
+                x=names,
+                y=[both[n] for n in names],
+                marker_color=["#1f2a44" if n in done else "#97bbf5" for n in names],
             )
-        lo, hi = (
-            min([*scores.values(), *(r["cv_score"] for r in best)]),
-            max([*scores.values(), *(r["cv_score"] for r in best)]),
         )
+        lo, hi = min(both.values()), max(both.values())
         pad = 0.1 * (hi - lo or abs(hi) or 1)
         fig.update_yaxes(title=f"CV {view.task.get('metric', '')}", range=[lo - pad, hi + pad])
-        parts.append(figure(fig, "Members against the ensembles (dotted lines)", 360))
+        parts.append(figure(fig, "Ensembles (dark) against their members (light), best first", 360))
     return "".join(parts)

@@ -42,6 +42,8 @@ CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["
 def figure(fig: go.Figure, title: str, height: int = 360) -> str:
     """One figure as a div and its Plotly.newPlot call (plotly.js is not included)."""
     fig.update_layout(template=THEME, title={"text": title, "x": 0.01, "font": {"size": 14}}, height=height)
+    if fig.layout.annotations:  # subplot titles sit under the figure's title
+        fig.update_layout(margin={"t": 75})
     body = pio.to_html(fig, include_plotlyjs=False, full_html=False, config=CONFIG, validate=False)
     return f'<div class="figure">{body}</div>'
 

@@ -277,6 +277,8 @@ def _adversarial(frames: dict[str, pd.DataFrame], rng: np.random.Generator, seed
     a = train[shared].iloc[_sample(len(train), ADVERSARIAL_ROWS, rng)]
     b = test[shared].iloc[_sample(len(test), ADVERSARIAL_ROWS, rng)]
     X = _encode_for_trees(a, b)
+    names = list(X.columns)
+    X.columns = [f"f{i}" for i in range(len(names))]  # LightGBM refuses names with JSON characters
     is_test = np.r_[np.zeros(len(a)), np.ones(len(b))]
     oof = np.zeros(len(X))
     gain = np.zeros(X.shape[1])
@@ -288,7 +290,7 @@ def _adversarial(frames: dict[str, pd.DataFrame], rng: np.random.Generator, seed
         "subsample_freq": 1,
     }
     for fit_rows, val_rows in StratifiedKFold(3, shuffle=True, random_state=seed).split(X, is_test):
-        model = lgb.LGBMClassifier(**params, n_jobs=2, random_state=seed, verbose=-1, importance_type="gain")
+        model = lgb.LGBMClassifier(**params, n_jobs=1, random_state=seed, verbose=-1, importance_type="gain")
         model.fit(X.iloc[fit_rows], is_test[fit_rows])
         oof[val_rows] = model.predict_proba(X.iloc[val_rows])[:, 1]
         gain += model.feature_importances_
@@ -299,9 +301,7 @@ def _adversarial(frames: dict[str, pd.DataFrame], rng: np.random.Generator, seed
         "auc": round(auc, 4),
         "rows_per_side": [len(a), len(b)],
         "verdict": "no drift" if auc < 0.6 else "mild drift" if auc < 0.75 else "strong drift",
-        "drivers": [
-            {"column": str(X.columns[i]), "gain_share": _share(share[i])} for i in order if share[i] > 0
-        ],
+        "drivers": [{"column": names[i], "gain_share": _share(share[i])} for i in order if share[i] > 0],
     }
 
 
