@@ -98,3 +98,17 @@ def test_mutual_information_is_zero_for_independent_codes_and_entropy_for_identi
     b = rng.integers(0, 4, 20_000)
     assert mutual_information(a, b) < 0.002
     assert mutual_information(a, a) == pytest.approx(np.log(4), abs=0.01)
+
+
+def test_an_image_only_task_gets_rows_and_target_but_no_column_statistics(titanic):
+    ws, data = titanic
+    paths = {
+        "train": pd.DataFrame({"path": [f"/img/{i}.png" for i in range(data.n_train)]}),
+        "test": pd.DataFrame({"path": [f"/img/t{i}.png" for i in range(data.n_test)]}),
+    }
+    images = replace(data, train={"image": paths["train"]}, test={"image": paths["test"]})
+    profile = write_eda(ws, images)
+    assert profile["rows"] == {"train": 891, "test": 418}
+    assert profile["columns"]["n"] == 0 and profile["signals"] == []
+    assert profile["target"]["classes"] == {"0": 549, "1": 342}
+    assert profile["drift"]["auc"] is None

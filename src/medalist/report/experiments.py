@@ -51,6 +51,8 @@ def timeline(view: RunView) -> str | None:
         categoryorder="array", categoryarray=order, autorange="reversed", showticklabels=len(rows) <= 60
     )
     fig.update_xaxes(title="seconds since the first experiment started")
+    if len(rows) > 60:
+        fig.update_yaxes(title=f"{len(rows)} experiments, in start order")
     fig.update_layout(barmode="overlay", bargap=0.25)
     spent: dict[str, float] = defaultdict(float)
     for r in rows:

@@ -48,16 +48,17 @@ def write_eda(ws: Workspace, data: TaskData, seed: int = 0) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- inputs
 def _input_frames(data: TaskData) -> dict[str, pd.DataFrame]:
-    """Train and test inputs as one frame each: tabular columns, text columns, an image path's presence."""
+    """Train and test inputs as one frame each: tabular columns and text columns (prefixed 'text:'); image
+    paths are left out."""
     out = {}
-    for split, maps in (("train", data.train), ("test", data.test)):
+    for split, maps, n_rows in (("train", data.train, data.n_train), ("test", data.test, data.n_test)):
         parts = []
         for modality, frame in maps.items():
             if modality == "image":
                 continue  # paths carry no signal of their own
             renamed = frame if modality == "tabular" else frame.add_prefix(f"{modality}:")
             parts.append(renamed.reset_index(drop=True))
-        out[split] = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=range(len(maps)))
+        out[split] = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=range(n_rows))
     return out
 
 
