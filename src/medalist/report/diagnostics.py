@@ -42,6 +42,8 @@ def oof_diagnostics(view: RunView) -> str | None:
     if transform.kind == "multilabel":
         return head + _multilabel(y, oof, transform.columns)
     space = "log1p space" if transform.log else "target units"
+    if len(transform.columns) > 1:
+        space += f", {transform.columns[0]} of {len(transform.columns)} targets"
     body = _regression(y[:, 0], oof[:, 0], space)
     if transform.kind == "ordinal" and transform.classes:
         decoded = transform.decode(oof).iloc[:, 0].astype(str).to_numpy()

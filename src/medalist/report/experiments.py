@@ -88,13 +88,13 @@ def timeline(view: RunView) -> str | None:
 
 
 def experiments(view: RunView) -> str | None:
-    done = [r for r in view.done() if r["model"] != PRIOR]
     if not view.experiments:
         return None
+    done = [r for r in view.done() if r["model"] != PRIOR]
     parts = []
     lower = view.lower_is_better
     if done:
-        t0 = min(r["created_at"] for r in view.experiments)
+        t0 = min((r["created_at"] for r in view.experiments if r.get("created_at")), default=0.0)
         models = _color_map([r["model"] for r in done])
         symbols = dict(
             zip(
