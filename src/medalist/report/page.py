@@ -96,4 +96,5 @@ def _write_page(view: RunView, blocks: list[str], nav: list[str], path: Path, t0
         written=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
     write_text_atomic(path, page)
+    path.chmod(0o644)  # a page to share: readable by others, unlike the private temp file it came from
     return path
