@@ -356,6 +356,19 @@ def _print_ledger(ws, best_name: str | None) -> None:
 
 
 @app.command()
+def report(
+    workspace: WorkspaceArg,
+    competition: Annotated[
+        Path | None, typer.Option(help="The competition folder with answers: grade the submission too.")
+    ] = None,
+) -> None:
+    """Write <workspace>/report.html: one self-contained page with the run's plots (no network needed)."""
+    from medalist.report import write_report
+
+    out.print(f"wrote {write_report(workspace, competition)}")
+
+
+@app.command()
 def campaign(
     pool: Annotated[
         Path, typer.Argument(help="A folder of competitions (<slug>/public, or one folder each).")
@@ -377,12 +390,8 @@ def campaign(
 ) -> None:
     """Run every competition of a pool, choosing the next by the curriculum and writing memory as it goes;
     a killed campaign resumes (progress in <workdir>/campaign.jsonl)."""
-    from medalist.memory.campaign import ORDERS, run_campaign
-    from medalist.memory.session import RunMemory
-    from medalist.pipeline import campaign_runner, pool_folders
+    from medalist.campaign import campaign_table, run_pool
 
-    if order not in ORDERS:
-        raise MedalistError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
     settings = _settings(
         time_budget=time_budget,
         llm=llm,
@@ -392,29 +401,9 @@ def campaign(
         max_cost=max_cost,
         memory=memory,
     )
-    folders = pool_folders(pool)
-    mem = RunMemory.open(settings.memory_path, warn=lambda line: console.print(f"[yellow]{line}[/]"))
-    runner = campaign_runner(settings, workdir, setup_only=setup_only)
-    rows = run_campaign(folders, workdir, runner, mem.store if mem else None, order, seed=settings.seed)
-    table = Table(title=f"campaign over {len(folders)} competitions ({order} order)")
-    for col in ("#", "competition", "setup", "pass@1", "tokens", "score", "pct", "s"):
-        table.add_column(col, justify="left" if col == "competition" else "right")
-    for r in rows:
-        table.add_row(
-            str(r.get("order")),
-            r["task"],
-            "ok" if r["ok"] else f"[red]failed[/] {(r.get('error') or '')[:40]}",
-            _fmt(r.get("pass1"), 2),
-            str(r.get("tokens", "")),
-            _fmt(r.get("score"), 5),
-            _fmt(r.get("percentile"), 1),
-            f"{r.get('seconds', 0):.0f}",
-        )
-    out.print(table)
-
-
-def _fmt(value: object, digits: int) -> str:
-    return "-" if value is None else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
+    warn = lambda line: console.print(f"[yellow]{line}[/]")  # noqa: E731
+    rows = run_pool(pool, workdir, settings, order=order, setup_only=setup_only, warn=warn)
+    out.print(campaign_table(rows, order))
 
 
 @app.command()

@@ -204,11 +204,34 @@ def _run(
                 on_record=lambda r: emit("setup_record", vars(r)),
                 recall=policies.recall,
             )
+            _write_eda(ws)
             policies.remember(ws)
         result.stage_records = read_jsonl(ws.logs / "stages.jsonl")
         if not setup_only:
             _solve(ws, result, t0, deadline, settings, emit, policies)
     _llm_usage(ws, result)
+    _write_report(ws)
+
+
+def _write_eda(ws: Workspace) -> None:
+    """The data profile of a finished setup (eda.json); a failure only warns."""
+    try:
+        from medalist.setup.data import load_task_data
+        from medalist.setup.eda import write_eda
+
+        write_eda(ws, load_task_data(ws))
+    except Exception as e:  # the profile is for people: it never stops a run
+        _warn(f"no data profile (eda.json): {type(e).__name__}: {e}")
+
+
+def _write_report(ws: Workspace) -> None:
+    """report.html for the workspace as it stands; a failure only warns."""
+    try:
+        from medalist.report import write_report
+
+        write_report(ws.root)
+    except Exception as e:  # the report is for people: it never stops a run
+        _warn(f"no report.html: {type(e).__name__}: {e}")
 
 
 def _llm_usage(ws: Workspace, result: RunResult) -> None:
@@ -316,45 +339,3 @@ def _summarize(ws: Workspace, ledger, data, result: RunResult) -> None:
         "run",
         {"event": "end", "best": result.best_name, "cv": result.best_cv, "experiments": result.n_experiments},
     )
-
-
-def pool_folders(pool_dir: Path) -> list[Path]:
-    """The competitions of a pool: ``<pool>/<slug>/public`` folders (the shared layout, answers beside
-    them), else every sub-folder that holds files."""
-    subdirs = sorted(p for p in Path(pool_dir).iterdir() if p.is_dir())
-    public = [p / "public" for p in subdirs if (p / "public").is_dir()]
-    folders = public or [p for p in subdirs if any(p.iterdir())]
-    if not folders:
-        raise MedalistError(f"{pool_dir} holds no competition folder")
-    return folders
-
-
-def campaign_runner(
-    settings: Settings, workdir: Path, *, setup_only: bool = False
-) -> Callable[[Path], dict[str, Any]]:
-    """``run_one(folder)`` for :func:`medalist.memory.campaign.run_campaign`: runs the competition, grades it
-    when answers are beside it (``<slug>/private/answers.csv``), and reports the setup's Pass@1 (the share
-    of stages the first policy passed at its first attempt) and tokens. Memory is written by the run
-    itself; the campaign's own write-back then adds nothing."""
-
-    def run_one(folder: Path) -> dict[str, Any]:
-        result = run_competition(folder, workdir, settings, setup_only=setup_only)
-        first = [
-            r for r in result.stage_records if r.get("attempt") == 1 and not r["stage"].startswith("meta:")
-        ]
-        row: dict[str, Any] = {
-            "ok": result.error is None,
-            "workspace": str(result.workspace),
-            "tokens": result.prompt_tokens + result.completion_tokens,
-            "pass1": round(sum(1 for r in first if r["ok"]) / len(first), 4) if first else None,
-            "error": result.error,
-        }
-        comp_root = folder.parent if folder.name == "public" else folder
-        if result.submission and (comp_root / "private" / "answers.csv").is_file():
-            from medalist.bench.grade import grade_submission
-
-            grade = grade_submission(result.submission, comp_root)
-            row.update(score=grade.score, percentile=grade.percentile)
-        return row
-
-    return run_one
