@@ -23,7 +23,7 @@ from medalist.setup.profile import (
     profile_column,
     sorted_classes,
 )
-from medalist.setup.spec import _key
+from medalist.setup.spec import label_key
 
 LOG_METRICS = ("rmsle", "rmse_log", "mean_columnwise_rmsle")
 
@@ -250,8 +250,8 @@ class ExpertPolicy:
         keys = self._train_keys(train, plan["id_column"])
         one_hot = plan.get("one_hot")
         if one_hot:
-            col = train[one_hot["column"]].map(_key)
-            data = {t: (col == _key(v)).astype(int).to_numpy() for t, v in one_hot["classes"].items()}
+            col = train[one_hot["column"]].map(label_key)
+            data = {t: (col == label_key(v)).astype(int).to_numpy() for t, v in one_hot["classes"].items()}
             out = pd.DataFrame(data)
         else:
             out = train[plan["target_columns"]].copy()
@@ -273,8 +273,8 @@ class ExpertPolicy:
             values = y.iloc[:, 0]
             classes = sorted_classes(values)
             if task == "binary":
-                pos = next((c for c in classes if _key(c) in rules.POSITIVE_LABELS), classes[-1])
-                classes = [c for c in classes if c is not pos and _key(c) != _key(pos)] + [pos]
+                pos = next((c for c in classes if label_key(c) in rules.POSITIVE_LABELS), classes[-1])
+                classes = [c for c in classes if c is not pos and label_key(c) != label_key(pos)] + [pos]
             output = "proba" if metric is not None and metric.scores == "proba" else "label"
             sample_kind = self._sample_value_kind(comp, ctx.artifacts["modalities"]["files"], cols[0])
             if metric is None and sample_kind == "float" and task == "binary":

@@ -26,7 +26,7 @@ from medalist.setup.profile import (
     profile_column,
     sorted_classes,
 )
-from medalist.setup.spec import TASK_TYPES, _key
+from medalist.setup.spec import TASK_TYPES, label_key
 
 if TYPE_CHECKING:
     from medalist.intake import Competition
@@ -326,11 +326,11 @@ def derive_transform(
             )
         if task == "binary":
             wanted = ans.get("positive_class")
-            pos = next((c for c in classes if wanted is not None and _key(c) == _key(wanted)), None)
+            pos = next((c for c in classes if wanted is not None and label_key(c) == label_key(wanted)), None)
             if pos is None:
-                pos = next((c for c in classes if _key(c) in rules.POSITIVE_LABELS), classes[-1])
+                pos = next((c for c in classes if label_key(c) in rules.POSITIVE_LABELS), classes[-1])
                 derived.append("positive class")
-            classes = [c for c in classes if _key(c) != _key(pos)] + [pos]
+            classes = [c for c in classes if label_key(c) != label_key(pos)] + [pos]
         return {
             "kind": task,
             "output": output,

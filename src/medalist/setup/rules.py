@@ -23,7 +23,7 @@ from medalist.setup.profile import (
     profile_column,
     uniqueness,
 )
-from medalist.setup.spec import _key
+from medalist.setup.spec import label_key
 
 if TYPE_CHECKING:
     from medalist.intake import Competition
@@ -95,7 +95,7 @@ def label_columns(
         values = train[col].dropna().unique()
         if len(values) < 2 or len(values) > 5000:
             continue
-        names = {_key(v): v for v in values}
+        names = {label_key(v): v for v in values}
         prefix = _common_prefix(targets, names)
         if prefix is not None:
             mapping = {t: names[t[len(prefix) :]] for t in targets}
