@@ -21,8 +21,6 @@ from medalist.policy.llm_facts import compact_names, match_name
 from medalist.setup import rules
 from medalist.setup.formatter import FORMATTERS
 from medalist.setup.profile import (
-    label_dtype,
-    plain_value,
     profile_column,
     sorted_classes,
 )
@@ -315,6 +313,7 @@ def derive_transform(
     if task in ("binary", "multiclass"):
         values = y.iloc[:, 0]
         classes = sorted_classes(values)
+        pos = None
         if output == "value":
             raise CheckError(
                 f'a {task} task predicts labels or probabilities: output must be "label" or "proba"'
@@ -328,26 +327,12 @@ def derive_transform(
             wanted = ans.get("positive_class")
             pos = next((c for c in classes if wanted is not None and label_key(c) == label_key(wanted)), None)
             if pos is None:
-                pos = next((c for c in classes if label_key(c) in rules.POSITIVE_LABELS), classes[-1])
+                pos = rules.default_positive(classes)
                 derived.append("positive class")
-            classes = [c for c in classes if label_key(c) != label_key(pos)] + [pos]
-        return {
-            "kind": task,
-            "output": output,
-            "columns": cols,
-            "classes": [plain_value(c) for c in classes],
-            "label_dtype": label_dtype(values),
-        }, derived
+        return rules.class_transform(task, output, cols, values, pos), derived
     if task == "ordinal":
-        classes = sorted({float(v) for v in y.iloc[:, 0].dropna()})
         derived.append("output")
-        return {
-            "kind": "ordinal",
-            "output": "label",
-            "columns": cols,
-            "classes": [int(c) if float(c).is_integer() else c for c in classes],
-            "label_dtype": "int" if all(float(c).is_integer() for c in classes) else None,
-        }, derived
+        return rules.ordinal_transform(cols, y.iloc[:, 0]), derived
     if task == "multilabel":
         if output == "value":
             raise CheckError(
