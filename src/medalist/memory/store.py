@@ -114,6 +114,9 @@ def default_memory_path() -> Path:
     return path
 
 
+_Embedded = Entry | TaskRow  # what carries a text and the vector of an embedder
+
+
 class MemoryStore:
     """``MemoryStore(path)``: opens (creating when absent) the memory at ``path``. Raises sqlite3.Error,
     OSError or ValueError on a file that is not a readable memory; :func:`open_store` turns that into one
@@ -226,31 +229,41 @@ class MemoryStore:
     def embedded_tasks(self, embedder: Embedder) -> list[TaskRow]:
         """All task cards with vectors made by ``embedder`` (missing or foreign vectors re-embedded, saved)."""
         rows = self.tasks()
-        stale = [r for r in rows if r.embedder != embedder.name or r.embedding is None]
-        if stale:
-            vectors = embedder.embed([r.text for r in stale])
-            with write_transaction(self.path) as con:
-                for r, v in zip(stale, vectors):
-                    r.embedder, r.embedding = embedder.name, v
-                    con.execute(
-                        "UPDATE tasks SET embedder = ?, embedding = ? WHERE task_key = ? AND text = ?",
-                        (embedder.name, v.astype(np.float32).tobytes(), r.task_key, r.text),
-                    )
+        self._embed_stale(
+            embedder,
+            rows,
+            "UPDATE tasks SET embedder = ?, embedding = ? WHERE task_key = ? AND text = ?",
+            lambda r: (r.task_key, r.text),
+        )
         return rows
 
     def embedded(self, embedder: Embedder, entries: list[Entry]) -> list[Entry]:
         """``entries`` with vectors made by ``embedder`` (stale ones re-embedded and saved in one write)."""
-        stale = [e for e in entries if e.embedder != embedder.name or e.embedding is None]
-        if stale:
-            vectors = embedder.embed([e.text for e in stale])
-            with write_transaction(self.path) as con:
-                for e, v in zip(stale, vectors):
-                    e.embedder, e.embedding = embedder.name, v
-                    con.execute(
-                        "UPDATE entries SET embedder = ?, embedding = ? WHERE key = ?",
-                        (embedder.name, v.astype(np.float32).tobytes(), e.key),
-                    )
+        self._embed_stale(
+            embedder,
+            entries,
+            "UPDATE entries SET embedder = ?, embedding = ? WHERE key = ?",
+            lambda e: (e.key,),
+        )
         return entries
+
+    def _embed_stale(
+        self,
+        embedder: Embedder,
+        items: Sequence[_Embedded],
+        update_sql: str,
+        where: Callable[[Any], tuple[Any, ...]],
+    ) -> None:
+        """Embed the ``items`` without a vector from ``embedder`` (in place) and save their vectors in one
+        write: ``update_sql`` takes the embedder name, the vector and then ``where(item)``."""
+        stale = [x for x in items if x.embedder != embedder.name or x.embedding is None]
+        if not stale:
+            return
+        vectors = embedder.embed([x.text for x in stale])
+        with write_transaction(self.path) as con:
+            for x, v in zip(stale, vectors):
+                x.embedder, x.embedding = embedder.name, v
+                con.execute(update_sql, (embedder.name, v.astype(np.float32).tobytes(), *where(x)))
 
     # ------------------------------------------------------------------ portable copies
     def export_jsonl(self, path: str | Path) -> int:
