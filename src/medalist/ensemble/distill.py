@@ -28,6 +28,7 @@ from medalist.ensemble.core import EnsembleResult, Scorer, as_2d, ensemble_split
 from medalist.ensemble.stack import lgbm_threads
 from medalist.errors import CheckError
 from medalist.setup.data import TaskData
+from medalist.solve.models.base import tabular_only
 from medalist.solve.types import FoldFeatures
 
 SOFT_EPS = 1e-5
@@ -96,18 +97,6 @@ def lgbm_soft_regressor(
     return fit_predict
 
 
-def _model_inputs(frame: pd.DataFrame) -> pd.DataFrame:
-    """Numeric, boolean and category columns (what a tabular student can read)."""
-    keep = [
-        c
-        for c in frame.columns
-        if isinstance(frame[c].dtype, pd.CategoricalDtype)
-        or pd.api.types.is_numeric_dtype(frame[c])
-        or pd.api.types.is_bool_dtype(frame[c])
-    ]
-    return frame[keep]
-
-
 def distill(
     features: FoldFeatures,
     soft_oof: np.ndarray,
@@ -138,7 +127,7 @@ def distill(
         if deadline is not None and time.monotonic() > deadline:
             raise CheckError(f"time budget: the student stopped after fold {i}/{len(splits)}")
         x_fit, x_valid, x_test = (
-            _model_inputs(x) for x in features.split(fit_rows, np.concatenate([pred_rows, unvalidated]))
+            tabular_only(x) for x in features.split(fit_rows, np.concatenate([pred_rows, unvalidated]))
         )
         if x_fit.shape[1] == 0:
             raise CheckError("distillation needs numeric or categorical input columns; this task has none")

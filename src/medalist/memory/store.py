@@ -14,8 +14,8 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from medalist.memory.embed import Embedder
+from medalist.sqlite import connect, write_transaction
 
 ENTRY_KINDS = ("stage_pass", "stage_fail", "experiment", "ensemble")
 POSITIVE_KINDS = ("stage_pass", "experiment", "ensemble")
@@ -113,6 +114,9 @@ def default_memory_path() -> Path:
     return path
 
 
+_Embedded = Entry | TaskRow  # what carries a text and the vector of an embedder
+
+
 class MemoryStore:
     """``MemoryStore(path)``: opens (creating when absent) the memory at ``path``. Raises sqlite3.Error,
     OSError or ValueError on a file that is not a readable memory; :func:`open_store` turns that into one
@@ -121,7 +125,7 @@ class MemoryStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con:
+        with closing(connect(self.path)) as con:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables and "entries" not in tables:
                 raise ValueError(f"not a medalist memory (it holds tables {sorted(tables)[:5]})")
@@ -131,31 +135,11 @@ class MemoryStore:
             con.executescript(_SCHEMA)  # runs as one transaction of its own
             con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
 
-    # ------------------------------------------------------------------ connections
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        return con
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One immediate transaction: committed on success, rolled back on any exception."""
-        with closing(self._connect()) as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-
     # ------------------------------------------------------------------ writes
     def put_task(self, task_key: str, card: dict[str, Any], text: str) -> bool:
         """Insert or update one task card; True when something changed (a changed text drops its vector)."""
         blob = json.dumps(card, sort_keys=True, default=str)
-        with self._write() as con:
+        with write_transaction(self.path) as con:
             row = con.execute("SELECT card, text FROM tasks WHERE task_key = ?", (task_key,)).fetchone()
             if row is not None and row["card"] == blob and row["text"] == text:
                 return False
@@ -173,7 +157,7 @@ class MemoryStore:
         """Insert ``entries`` in one transaction; an entry whose key is stored updates its ``data`` and
         ``fix`` (ranks move as a run goes on) and is not counted. Returns how many were new."""
         added = 0
-        with self._write() as con:
+        with write_transaction(self.path) as con:
             for e in entries:
                 if e.kind not in ENTRY_KINDS:
                     raise ValueError(f"unknown memory entry kind {e.kind!r}; one of {ENTRY_KINDS}")
@@ -195,7 +179,7 @@ class MemoryStore:
 
     def forget(self, ident: str) -> int:
         """Delete entry ``ident`` (its id), or task ``ident`` (its key) with all its entries: rows deleted."""
-        with self._write() as con:
+        with write_transaction(self.path) as con:
             if ident.isdigit():
                 return con.execute("DELETE FROM entries WHERE id = ?", (int(ident),)).rowcount
             n = con.execute("DELETE FROM entries WHERE task_key = ?", (ident,)).rowcount
@@ -203,12 +187,12 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ reads
     def tasks(self) -> list[TaskRow]:
-        with closing(self._connect()) as con:
+        with closing(connect(self.path)) as con:
             rows = con.execute("SELECT * FROM tasks ORDER BY task_key").fetchall()
         return [_task_row(r) for r in rows]
 
     def task(self, task_key: str) -> TaskRow | None:
-        with closing(self._connect()) as con:
+        with closing(connect(self.path)) as con:
             row = con.execute("SELECT * FROM tasks WHERE task_key = ?", (task_key,)).fetchone()
         return _task_row(row) if row is not None else None
 
@@ -230,12 +214,12 @@ class MemoryStore:
                 where.append(f"{column} = ?")
                 args.append(value)
         sql = "SELECT * FROM entries" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
-        with closing(self._connect()) as con:
+        with closing(connect(self.path)) as con:
             return [_entry(r) for r in con.execute(sql, args).fetchall()]
 
     def count(self) -> dict[str, int]:
         """Entries per kind, plus 'tasks'."""
-        with closing(self._connect()) as con:
+        with closing(connect(self.path)) as con:
             out = dict.fromkeys(ENTRY_KINDS, 0)
             out.update({r[0]: r[1] for r in con.execute("SELECT kind, count(*) FROM entries GROUP BY kind")})
             out["tasks"] = con.execute("SELECT count(*) FROM tasks").fetchone()[0]
@@ -245,31 +229,41 @@ class MemoryStore:
     def embedded_tasks(self, embedder: Embedder) -> list[TaskRow]:
         """All task cards with vectors made by ``embedder`` (missing or foreign vectors re-embedded, saved)."""
         rows = self.tasks()
-        stale = [r for r in rows if r.embedder != embedder.name or r.embedding is None]
-        if stale:
-            vectors = embedder.embed([r.text for r in stale])
-            with self._write() as con:
-                for r, v in zip(stale, vectors):
-                    r.embedder, r.embedding = embedder.name, v
-                    con.execute(
-                        "UPDATE tasks SET embedder = ?, embedding = ? WHERE task_key = ? AND text = ?",
-                        (embedder.name, v.astype(np.float32).tobytes(), r.task_key, r.text),
-                    )
+        self._embed_stale(
+            embedder,
+            rows,
+            "UPDATE tasks SET embedder = ?, embedding = ? WHERE task_key = ? AND text = ?",
+            lambda r: (r.task_key, r.text),
+        )
         return rows
 
     def embedded(self, embedder: Embedder, entries: list[Entry]) -> list[Entry]:
         """``entries`` with vectors made by ``embedder`` (stale ones re-embedded and saved in one write)."""
-        stale = [e for e in entries if e.embedder != embedder.name or e.embedding is None]
-        if stale:
-            vectors = embedder.embed([e.text for e in stale])
-            with self._write() as con:
-                for e, v in zip(stale, vectors):
-                    e.embedder, e.embedding = embedder.name, v
-                    con.execute(
-                        "UPDATE entries SET embedder = ?, embedding = ? WHERE key = ?",
-                        (embedder.name, v.astype(np.float32).tobytes(), e.key),
-                    )
+        self._embed_stale(
+            embedder,
+            entries,
+            "UPDATE entries SET embedder = ?, embedding = ? WHERE key = ?",
+            lambda e: (e.key,),
+        )
         return entries
+
+    def _embed_stale(
+        self,
+        embedder: Embedder,
+        items: Sequence[_Embedded],
+        update_sql: str,
+        where: Callable[[Any], tuple[Any, ...]],
+    ) -> None:
+        """Embed the ``items`` without a vector from ``embedder`` (in place) and save their vectors in one
+        write: ``update_sql`` takes the embedder name, the vector and then ``where(item)``."""
+        stale = [x for x in items if x.embedder != embedder.name or x.embedding is None]
+        if not stale:
+            return
+        vectors = embedder.embed([x.text for x in stale])
+        with write_transaction(self.path) as con:
+            for x, v in zip(stale, vectors):
+                x.embedder, x.embedding = embedder.name, v
+                con.execute(update_sql, (embedder.name, v.astype(np.float32).tobytes(), *where(x)))
 
     # ------------------------------------------------------------------ portable copies
     def export_jsonl(self, path: str | Path) -> int:

@@ -46,6 +46,21 @@ def stage_text(card: TaskCard, stage: str, extra: str = "") -> str:
     return f"stage {stage}. {extra + ' ' if extra else ''}{card.text()}"
 
 
+def _card_entry(
+    card: TaskCard, kind: str, stage: str, key_tail: str, extra: str = "", **fields: Any
+) -> Entry:
+    """An entry of ``card``'s task keyed ``kind:task:key_tail``, embedded as ``stage_text(card, stage,
+    extra)``; ``fields`` are the entry's other fields."""
+    return Entry(
+        key=f"{kind}:{card.task_key}:{key_tail}",
+        kind=kind,
+        task_key=card.task_key,
+        stage=stage,
+        text=stage_text(card, stage, extra),
+        **fields,
+    )
+
+
 # ---------------------------------------------------------------------- setup stages
 def stage_entries(ws: Workspace, card: TaskCard) -> list[Entry]:
     """One ``stage_pass`` per stage that passed (its code from code/, else its artifact) and one
@@ -61,14 +76,13 @@ def stage_entries(ws: Workspace, card: TaskCard) -> list[Entry]:
                 continue  # a later pass of the same stage (after a rollback) is the one whose artifact is kept
             content = _artifact(ws, decisions, stage) or f"stage {stage} passed (no artifact kept)"
             out.append(
-                Entry(
-                    key=f"stage_pass:{card.task_key}:{stage}:{_digest(content)}",
-                    kind="stage_pass",
-                    task_key=card.task_key,
-                    stage=stage,
+                _card_entry(
+                    card,
+                    "stage_pass",
+                    stage,
+                    f"{stage}:{_digest(content)}",
                     content=content,
                     data=_stage_data(rec),
-                    text=stage_text(card, stage),
                 )
             )
         elif rec.get("error"):
@@ -76,15 +90,15 @@ def stage_entries(ws: Workspace, card: TaskCard) -> list[Entry]:
             later = next((r for r in records[i + 1 :] if r.get("stage") == stage and r.get("ok")), None)
             fix = (_artifact(ws, decisions, stage) or "") if later is not None else ""
             out.append(
-                Entry(
-                    key=f"stage_fail:{card.task_key}:{stage}:{_digest(message)}",
-                    kind="stage_fail",
-                    task_key=card.task_key,
-                    stage=stage,
+                _card_entry(
+                    card,
+                    "stage_fail",
+                    stage,
+                    f"{stage}:{_digest(message)}",
+                    f"error: {message[:300]}",
                     message=message,
                     fix=fix,
                     data=_stage_data(rec),
-                    text=stage_text(card, stage, f"error: {message[:300]}"),
                 )
             )
     return _unique(out)
@@ -157,16 +171,16 @@ def experiment_entries(records: list[ExperimentRecord], card: TaskCard, run_id: 
             "run": run_id,
         }
         out.append(
-            Entry(
-                key=f"experiment:{card.task_key}:{run_id}:{rec.name}",
-                kind="experiment",
-                task_key=card.task_key,
-                stage=SOLVE_STAGE,
+            _card_entry(
+                card,
+                "experiment",
+                SOLVE_STAGE,
+                f"{run_id}:{rec.name}",
+                f"model {rec.model} features {rec.features}",
                 content=json.dumps(
                     {"family": rec.model, "features": rec.features, "params": rec.params}, default=str
                 )[:MAX_CONTENT_CHARS],
                 data=data,
-                text=stage_text(card, SOLVE_STAGE, f"model {rec.model} features {rec.features}"),
             )
         )
     return out
@@ -195,14 +209,14 @@ def ensemble_entry(
         "ensemble_won": chosen.get("kind") == "ensemble",
         "run": run_id,
     }
-    return Entry(
-        key=f"ensemble:{card.task_key}:{run_id}",
-        kind="ensemble",
-        task_key=card.task_key,
-        stage=ENSEMBLE_STAGE,
+    return _card_entry(
+        card,
+        "ensemble",
+        ENSEMBLE_STAGE,
+        run_id,
+        f"chosen {chosen.get('name', '')}",
         content=json.dumps(data, default=str),
         data=data,
-        text=stage_text(card, ENSEMBLE_STAGE, f"chosen {chosen.get('name', '')}"),
     )
 
 

@@ -18,12 +18,10 @@ from medalist.setup.policy import StageContext, Usage
 from medalist.setup.profile import (
     IMAGE_EXTENSIONS,
     is_integer_valued,
-    label_dtype,
-    plain_value,
     profile_column,
     sorted_classes,
 )
-from medalist.setup.spec import _key
+from medalist.setup.spec import label_key
 
 LOG_METRICS = ("rmsle", "rmse_log", "mean_columnwise_rmsle")
 
@@ -250,8 +248,8 @@ class ExpertPolicy:
         keys = self._train_keys(train, plan["id_column"])
         one_hot = plan.get("one_hot")
         if one_hot:
-            col = train[one_hot["column"]].map(_key)
-            data = {t: (col == _key(v)).astype(int).to_numpy() for t, v in one_hot["classes"].items()}
+            col = train[one_hot["column"]].map(label_key)
+            data = {t: (col == label_key(v)).astype(int).to_numpy() for t, v in one_hot["classes"].items()}
             out = pd.DataFrame(data)
         else:
             out = train[plan["target_columns"]].copy()
@@ -271,30 +269,15 @@ class ExpertPolicy:
             return {"kind": "multiclass", "output": "proba", "columns": cols, "classes": list(cols)}
         if task in ("binary", "multiclass"):
             values = y.iloc[:, 0]
-            classes = sorted_classes(values)
-            if task == "binary":
-                pos = next((c for c in classes if _key(c) in rules.POSITIVE_LABELS), classes[-1])
-                classes = [c for c in classes if c is not pos and _key(c) != _key(pos)] + [pos]
             output = "proba" if metric is not None and metric.scores == "proba" else "label"
             sample_kind = self._sample_value_kind(comp, ctx.artifacts["modalities"]["files"], cols[0])
             if metric is None and sample_kind == "float" and task == "binary":
                 output = "proba"
-            return {
-                "kind": task,
-                "output": output,
-                "columns": cols,
-                "classes": [plain_value(c) for c in classes],
-                "label_dtype": label_dtype(values),
-            }
+            return rules.class_transform(
+                task, output, cols, values, rules.default_positive(sorted_classes(values))
+            )
         if task == "ordinal":
-            classes = sorted({float(v) for v in y.iloc[:, 0].dropna()})
-            return {
-                "kind": "ordinal",
-                "output": "label",
-                "columns": cols,
-                "classes": [int(c) if float(c).is_integer() else c for c in classes],
-                "label_dtype": "int" if all(float(c).is_integer() for c in classes) else None,
-            }
+            return rules.ordinal_transform(cols, y.iloc[:, 0])
         if task == "multilabel":
             output = "proba" if metric is None or metric.scores == "proba" else "label"
             return {"kind": "multilabel", "output": output, "columns": cols}

@@ -21,12 +21,10 @@ from medalist.policy.llm_facts import compact_names, match_name
 from medalist.setup import rules
 from medalist.setup.formatter import FORMATTERS
 from medalist.setup.profile import (
-    label_dtype,
-    plain_value,
     profile_column,
     sorted_classes,
 )
-from medalist.setup.spec import TASK_TYPES, _key
+from medalist.setup.spec import TASK_TYPES, label_key
 
 if TYPE_CHECKING:
     from medalist.intake import Competition
@@ -315,6 +313,7 @@ def derive_transform(
     if task in ("binary", "multiclass"):
         values = y.iloc[:, 0]
         classes = sorted_classes(values)
+        pos = None
         if output == "value":
             raise CheckError(
                 f'a {task} task predicts labels or probabilities: output must be "label" or "proba"'
@@ -326,28 +325,14 @@ def derive_transform(
             )
         if task == "binary":
             wanted = ans.get("positive_class")
-            pos = next((c for c in classes if wanted is not None and _key(c) == _key(wanted)), None)
+            pos = next((c for c in classes if wanted is not None and label_key(c) == label_key(wanted)), None)
             if pos is None:
-                pos = next((c for c in classes if _key(c) in rules.POSITIVE_LABELS), classes[-1])
+                pos = rules.default_positive(classes)
                 derived.append("positive class")
-            classes = [c for c in classes if _key(c) != _key(pos)] + [pos]
-        return {
-            "kind": task,
-            "output": output,
-            "columns": cols,
-            "classes": [plain_value(c) for c in classes],
-            "label_dtype": label_dtype(values),
-        }, derived
+        return rules.class_transform(task, output, cols, values, pos), derived
     if task == "ordinal":
-        classes = sorted({float(v) for v in y.iloc[:, 0].dropna()})
         derived.append("output")
-        return {
-            "kind": "ordinal",
-            "output": "label",
-            "columns": cols,
-            "classes": [int(c) if float(c).is_integer() else c for c in classes],
-            "label_dtype": "int" if all(float(c).is_integer() for c in classes) else None,
-        }, derived
+        return rules.ordinal_transform(cols, y.iloc[:, 0]), derived
     if task == "multilabel":
         if output == "value":
             raise CheckError(

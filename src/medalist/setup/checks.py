@@ -18,7 +18,7 @@ from medalist.errors import CheckError
 from medalist.metrics import get_metric
 from medalist.setup.data import align_maps, make_keys, map_name
 from medalist.setup.formatter import FORMATTERS, format_submission, validate_submission
-from medalist.setup.spec import MODALITIES, TASK_TYPES, TargetTransform, TaskSpec, _key
+from medalist.setup.spec import MODALITIES, TASK_TYPES, TargetTransform, TaskSpec, label_key
 
 if TYPE_CHECKING:
     from medalist.intake import Competition
@@ -254,7 +254,7 @@ def meta_target_roundtrip(comp: Competition, arts: dict[str, Any]) -> None:
     for col in target.columns:
         a, b = target[col], decoded[col]
         if t.output == "label" or (t.kind in ("binary", "multiclass", "ordinal") and t.output != "proba"):
-            same = np.array([_key(x) == _key(y) for x, y in zip(a.tolist(), b.tolist())])
+            same = np.array([label_key(x) == label_key(y) for x, y in zip(a.tolist(), b.tolist())])
         else:
             same = np.isclose(
                 pd.to_numeric(a, errors="coerce").to_numpy(dtype=float),
@@ -265,8 +265,8 @@ def meta_target_roundtrip(comp: Competition, arts: dict[str, Any]) -> None:
         if not same.all():
             i = int(np.flatnonzero(~same)[0])
             raise CheckError(
-                f"decode(encode(target)) does not reproduce column {col!r}: row {i} has {_key(a.iloc[i])!r} -> "
-                f"{_key(b.iloc[i])!r}; fix the target transform (classes, log, clipping) or the target map"
+                f"decode(encode(target)) does not reproduce column {col!r}: row {i} has {label_key(a.iloc[i])!r} -> "
+                f"{label_key(b.iloc[i])!r}; fix the target transform (classes, log, clipping) or the target map"
             )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import CheckError
-from medalist.setup.spec import TargetTransform, TaskSpec, _key
+from medalist.setup.spec import TargetTransform, TaskSpec, label_key
 from medalist.workspace import Workspace
 
 MODALITY_CODES = {"tabular": "tab", "text": "txt", "image": "img"}
@@ -32,7 +32,7 @@ def make_keys(values: Sequence[Any]) -> list[str]:
     seen: dict[str, int] = {}
     keys = []
     for v in values:
-        k = _key(v)
+        k = label_key(v)
         n = seen.get(k, 0)
         seen[k] = n + 1
         keys.append(k if n == 0 else f"{k}#{n}")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from medalist.errors import CheckError
 from medalist.setup.data import make_keys
-from medalist.setup.spec import TargetTransform, _key
+from medalist.setup.spec import TargetTransform, label_key
 from medalist.workspace import write_csv_atomic
 
 FORMATTERS = ("fill_sample", "merge_on_id", "script")
@@ -144,8 +144,8 @@ def validate_submission(
         if transform.output == "proba" and ((arr < 0).any() or (arr > 1).any()):
             raise CheckError("probabilities must lie in [0, 1]")
     elif transform.classes is not None and transform.kind != "multilabel":
-        allowed = {_key(c) for c in transform.classes}
-        bad = {_key(v) for v in frame[target_columns[0]].tolist()} - allowed
+        allowed = {label_key(c) for c in transform.classes}
+        bad = {label_key(v) for v in frame[target_columns[0]].tolist()} - allowed
         if bad:
             raise CheckError(
                 f"submission labels {sorted(bad)[:5]} are not among the classes {sorted(allowed)[:8]}"

@@ -18,12 +18,14 @@ from medalist.metrics import recognize_metric
 from medalist.setup.profile import (
     is_integer_valued,
     is_structured_id,
+    label_dtype,
     parse_datetime,
     plain_value,
     profile_column,
+    sorted_classes,
     uniqueness,
 )
-from medalist.setup.spec import _key
+from medalist.setup.spec import label_key
 
 if TYPE_CHECKING:
     from medalist.intake import Competition
@@ -95,7 +97,7 @@ def label_columns(
         values = train[col].dropna().unique()
         if len(values) < 2 or len(values) > 5000:
             continue
-        names = {_key(v): v for v in values}
+        names = {label_key(v): v for v in values}
         prefix = _common_prefix(targets, names)
         if prefix is not None:
             mapping = {t: names[t[len(prefix) :]] for t in targets}
@@ -308,16 +310,54 @@ def plan_columns(
     }
 
 
+# ---------------------------------------------------------------------------------------------- target transform
+def default_positive(classes: list[Any]) -> Any:
+    """The binary positive class when none is named: the first of ``POSITIVE_LABELS`` present, else the last."""
+    return next((c for c in classes if label_key(c) in POSITIVE_LABELS), classes[-1])
+
+
+def class_transform(
+    task: str, output: str, cols: list[str], values: pd.Series, positive: Any = None
+) -> dict[str, Any]:
+    """The target transform of a binary / multiclass label column ``values``: its sorted classes, with
+    ``positive`` (binary) last."""
+    classes = sorted_classes(values)
+    if task == "binary":
+        classes = [c for c in classes if label_key(c) != label_key(positive)] + [positive]
+    return {
+        "kind": task,
+        "output": output,
+        "columns": cols,
+        "classes": [plain_value(c) for c in classes],
+        "label_dtype": label_dtype(values),
+    }
+
+
+def ordinal_transform(cols: list[str], values: pd.Series) -> dict[str, Any]:
+    """The target transform of an ordinal target: its sorted values as classes, predicted as labels."""
+    classes = sorted({float(v) for v in values.dropna()})
+    return {
+        "kind": "ordinal",
+        "output": "label",
+        "columns": cols,
+        "classes": [int(c) if float(c).is_integer() else c for c in classes],
+        "label_dtype": "int" if all(float(c).is_integer() for c in classes) else None,
+    }
+
+
 __all__ = [
     "EXCLUDED_BY_POLICY",
     "POSITIVE_LABELS",
     "TRAIN_ONLY",
     "check_task_type",
+    "class_transform",
     "default_metric",
+    "default_positive",
     "forecast_time_column",
     "id_column",
     "infer_task_type",
     "label_columns",
+    "ordinal_transform",
     "plan_columns",
     "target_columns",
     "test_columns",

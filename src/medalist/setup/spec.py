@@ -96,8 +96,8 @@ class TargetTransform:
         return y
 
     def _index_of(self, col: pd.Series) -> np.ndarray:
-        lookup = {_key(c): i for i, c in enumerate(self.classes or [])}
-        keys = [_key(v) for v in col.tolist()]
+        lookup = {label_key(c): i for i, c in enumerate(self.classes or [])}
+        keys = [label_key(v) for v in col.tolist()]
         bad = sorted({k for k in keys if k not in lookup})[:5]
         if bad:
             raise CheckError(f"target values {bad} are not among the classes {list(lookup)[:10]}")
@@ -171,7 +171,7 @@ class TargetTransform:
         return cls(**d)
 
 
-def _key(v: Any) -> str:
+def label_key(v: Any) -> str:
     """A label's comparison key: 1, 1.0 and '1' agree; True and 'True' agree."""
     if isinstance(v, (bool, np.bool_)):
         return str(bool(v))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.setup.profile import parse_datetime
+from medalist.setup.spec import label_key
 
 
 def canon_strings(values: pd.Series) -> pd.Series:
@@ -22,7 +23,7 @@ def canon_strings(values: pd.Series) -> pd.Series:
         if np.all(np.mod(kept.to_numpy(), 1) == 0):
             out[present] = kept.astype(np.int64).astype(str).to_numpy()
         else:
-            out[present] = [str(int(x)) if float(x).is_integer() else repr(float(x)) for x in kept]
+            out[present] = [label_key(x) for x in kept]
         return out
     if pd.api.types.is_string_dtype(values) and values.dtype != object:
         return values.astype(object).where(present, np.nan)
@@ -30,13 +31,7 @@ def canon_strings(values: pd.Series) -> pd.Series:
     def one(v: object) -> object:
         if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
             return np.nan
-        if isinstance(v, (bool, np.bool_)):
-            return str(bool(v))
-        if isinstance(v, (int, np.integer)):
-            return str(int(v))
-        if isinstance(v, (float, np.floating)):
-            return str(int(v)) if float(v).is_integer() else repr(float(v))
-        return str(v)
+        return label_key(v)
 
     return pd.Series([one(v) for v in values.astype(object).tolist()], index=values.index, dtype=object)
 

@@ -17,8 +17,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from medalist.errors import MedalistError
 from medalist.metrics import ScoreOrder
 from medalist.solve.types import ExperimentRecord
+from medalist.sqlite import connect, write_transaction
 
 _COLUMNS = [f.name for f in fields(ExperimentRecord) if f.name != "id"]
 _JSON = {"params", "fold_scores"}
@@ -76,7 +76,7 @@ class Ledger:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con:
+        with closing(connect(self.path)) as con:
             con.executescript(_SCHEMA)  # runs as one transaction of its own
         self._migrate()
 
@@ -85,7 +85,7 @@ class Ledger:
         origin inferred once from kind and note for the rows it already holds. Idempotent."""
         if self._has_origin():
             return
-        with self._write() as con:
+        with write_transaction(self.path) as con:
             if "origin" in {row["name"] for row in con.execute("PRAGMA table_info(experiments)")}:
                 return  # another process migrated it meanwhile
             con.execute("ALTER TABLE experiments ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
@@ -94,37 +94,16 @@ class Ledger:
                 con.execute("UPDATE experiments SET origin = ? WHERE id = ?", (origin, row["id"]))
 
     def _has_origin(self) -> bool:
-        with closing(self._connect()) as con:
+        with closing(connect(self.path)) as con:
             return "origin" in {row["name"] for row in con.execute("PRAGMA table_info(experiments)")}
 
-    # ------------------------------------------------------------------ connections
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        con.execute("PRAGMA busy_timeout=60000")
-        return con
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One immediate transaction: committed on success, rolled back on any exception."""
-        with closing(self._connect()) as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[ExperimentRecord]:
-        with closing(self._connect()) as con:
+        with closing(connect(self.path)) as con:
             return [_record(row) for row in con.execute(sql, args).fetchall()]
 
     @property
     def journal_mode(self) -> str:
-        with closing(self._connect()) as con:
+        with closing(connect(self.path)) as con:
             return str(con.execute("PRAGMA journal_mode").fetchone()[0])
 
     # ------------------------------------------------------------------ state changes
@@ -133,7 +112,7 @@ class Ledger:
 
         When a row of the same name is already ``done`` it is returned unchanged and nothing is written:
         the caller skips. Raises :class:`ExperimentBusyError` when a live process is running that name."""
-        with self._write() as con:
+        with write_transaction(self.path) as con:
             rows = con.execute(
                 "SELECT * FROM experiments WHERE name = ? AND status IN ('done', 'running') ORDER BY id",
                 (rec.name,),
@@ -176,7 +155,7 @@ class Ledger:
     def _update(self, rec: ExperimentRecord) -> ExperimentRecord:
         if rec.id is None:
             raise MedalistError(f"experiment {rec.name} has no ledger id: call Ledger.begin first")
-        with self._write() as con:
+        with write_transaction(self.path) as con:
             sets = ", ".join(f"{c} = ?" for c in _COLUMNS)
             cur = con.execute(
                 f"UPDATE experiments SET {sets}, updated_at = ? WHERE id = ?",
@@ -188,7 +167,7 @@ class Ledger:
 
     def mark_stale_running(self) -> int:
         """Rows left ``running`` by a dead process become ``failed`` ("interrupted"); returns how many."""
-        with self._write() as con:
+        with write_transaction(self.path) as con:
             rows = con.execute("SELECT id, pid, host FROM experiments WHERE status = 'running'").fetchall()
             stale = [r["id"] for r in rows if not _alive(r["pid"], r["host"])]
             now = time.time()

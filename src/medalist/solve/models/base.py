@@ -187,6 +187,7 @@ class Family:
     modalities: tuple[str, ...] = ("tabular",)
     packages: tuple[str, ...] = ()
     classification_only: bool = False
+    raw_columns: bool = False  # True: the family reads the text / image columns too (``prepare`` keeps all)
 
     def available(self) -> str | None:
         return missing_package(*self.packages)
@@ -203,8 +204,8 @@ class Family:
         return known - RESOURCE_PARAMS
 
     def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The columns this family reads."""
-        return tabular_only(X)
+        """The columns this family reads: all of them with ``raw_columns``, else the tabular ones."""
+        return X if self.raw_columns else tabular_only(X)
 
     def fit_predict(
         self,

@@ -9,6 +9,8 @@ validation labels).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,53 @@ def _size_defaults(n_rows: int) -> dict[str, Any]:
 
 # Parameters medalist reads itself; the others go to the library.
 _CONTROL = frozenset({"n_estimators", "early_stopping_rounds", "fixed_rounds", "n_threads", "max_seconds"})
+
+
+def _control_defaults(n_rows: int) -> dict[str, Any]:
+    """The defaults of the parameters in ``_CONTROL``."""
+    return {
+        "max_seconds": 0.0,  # per fold; 0 = no bound (the solve loop sets one at run time)
+        "n_estimators": 2000,
+        "early_stopping_rounds": 100,
+        "fixed_rounds": _size_defaults(n_rows)["fixed_rounds"],
+        "n_threads": threads_for(n_rows),
+    }
+
+
+def _time_bound(params: dict[str, Any]) -> float:
+    """Seconds a fold may boost for; 0 for no bound."""
+    return float(params.get("max_seconds") or 0.0)
+
+
+def _stopping(
+    X_train: pd.DataFrame,
+    sp: SubProblem,
+    X_valid: pd.DataFrame,
+    y_valid: np.ndarray | None,
+    params: dict[str, Any],
+    seed: int,
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame | None, np.ndarray | None, bool]:
+    """``stopping_set``'s (fit X, fit y, stop X, stop y), and whether to stop early on the stop rows."""
+    x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
+    stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
+    return x_fit, y_fit, x_stop, y_stop, stopping
+
+
+# Stopping metrics per library: AUC, log loss, multiclass log loss, absolute error, squared error.
+_LGB_METRICS = ("auc", "binary_logloss", "multi_logloss", "l1", "l2")
+_XGB_METRICS = ("auc", "logloss", "mlogloss", "mae", "rmse")
+_CB_METRICS = ("AUC", "Logloss", "MultiClass", "MAE", "RMSE")
+
+
+def _eval_metric(sp: SubProblem, task: ModelTask, names: tuple[str, str, str, str, str]) -> str:
+    """The library's stopping metric among its ``names`` that fits the sub-problem and the competition
+    metric."""
+    auc, logloss, multi, absolute, squared = names
+    if sp.kind == "binary":
+        return auc if "auc" in task.metric or "gini" in task.metric else logloss
+    if sp.kind == "multiclass":
+        return multi
+    return absolute if task.metric in ("mae", "medae") else squared
 
 
 def _rounds(params: dict[str, Any], stopping: bool) -> int:
@@ -52,11 +101,7 @@ class LGBMFamily(Family):
             "lambda_l2": 1.0,
             "max_depth": -1,
             "cat_smooth": 10.0,
-            "max_seconds": 0.0,  # per fold; 0 = no bound (the solve loop sets one at run time)
-            "n_estimators": 2000,
-            "early_stopping_rounds": 100,
-            "fixed_rounds": d["fixed_rounds"],
-            "n_threads": threads_for(n_rows),
+            **_control_defaults(n_rows),
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
@@ -88,7 +133,7 @@ class LGBMFamily(Family):
         lib = {k: v for k, v in params.items() if k not in _CONTROL}
         lib.update(
             objective=_lgb_objective(sp),
-            metric=_lgb_metric(sp, task),
+            metric=_eval_metric(sp, task, _LGB_METRICS),
             num_threads=int(params["n_threads"]),
             verbose=-1,
             seed=seed,
@@ -97,12 +142,11 @@ class LGBMFamily(Family):
         )
         if sp.kind == "multiclass":
             lib["num_class"] = sp.n_classes
-        x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
+        x_fit, y_fit, x_stop, y_stop, stopping = _stopping(X_train, sp, X_valid, y_valid, params, seed)
         train_set = lgb.Dataset(x_fit, y_fit, free_raw_data=True)
-        stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
         kwargs: dict[str, Any] = {"callbacks": []}
-        if float(params.get("max_seconds") or 0.0) > 0:
-            kwargs["callbacks"].append(_LGBMTimeBound(float(params["max_seconds"])))
+        if _time_bound(params) > 0:
+            kwargs["callbacks"].append(_LGBMTimeBound(_time_bound(params)))
         if stopping:
             kwargs["valid_sets"] = [lgb.Dataset(x_stop, y_stop, reference=train_set)]
             kwargs["callbacks"].append(
@@ -123,12 +167,38 @@ def _lgb_objective(sp: SubProblem) -> str:
     return {"binary": "binary", "multiclass": "multiclass"}.get(sp.kind, "regression")
 
 
-def _lgb_metric(sp: SubProblem, task: ModelTask) -> str:
-    if sp.kind == "binary":
-        return "auc" if "auc" in task.metric or "gini" in task.metric else "binary_logloss"
-    if sp.kind == "multiclass":
-        return "multi_logloss"
-    return "l1" if task.metric in ("mae", "medae") else "l2"
+class LGBMOnFeaturesFamily(Family):
+    """LightGBM (its parameters, with ``feature_fraction`` 0.5, and its search space) on the features a
+    subclass's ``encode`` derives; ``OWN`` holds the subclass's own parameters with their defaults, kept
+    from LightGBM."""
+
+    OWN: Mapping[str, Any] = MappingProxyType({})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lgbm = LGBMFamily()
+
+    def default_params(self, task: ModelTask, n_rows: int) -> dict[str, Any]:
+        p = self.lgbm.default_params(task, n_rows)
+        p.update(feature_fraction=0.5, **self.OWN)
+        return p
+
+    def search_space(self, task: ModelTask) -> dict[str, Any]:
+        return self.lgbm.search_space(task)
+
+    def fit_one(
+        self,
+        X_train: Any,
+        sp: SubProblem,
+        X_valid: Any,
+        X_test: Any,
+        y_valid: np.ndarray | None,
+        params: dict[str, Any],
+        seed: int,
+        task: ModelTask,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        lib = {k: v for k, v in params.items() if k not in self.OWN}
+        return self.lgbm.fit_one(X_train, sp, X_valid, X_test, y_valid, lib, seed, task)
 
 
 # ---------------------------------------------------------------------------------------- XGBoost
@@ -148,11 +218,7 @@ class XGBFamily(Family):
             "alpha": 0.0,
             "max_cat_to_onehot": 4,
             "max_bin": 256,
-            "max_seconds": 0.0,  # per fold; 0 = no bound (the solve loop sets one at run time)
-            "n_estimators": 2000,
-            "early_stopping_rounds": 100,
-            "fixed_rounds": d["fixed_rounds"],
-            "n_threads": threads_for(n_rows),
+            **_control_defaults(n_rows),
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
@@ -184,7 +250,7 @@ class XGBFamily(Family):
             objective={"binary": "binary:logistic", "multiclass": "multi:softprob"}.get(
                 sp.kind, "reg:squarederror"
             ),
-            eval_metric=_xgb_metric(sp, task),
+            eval_metric=_eval_metric(sp, task, _XGB_METRICS),
             tree_method="hist",
             nthread=int(params["n_threads"]),
             seed=seed,
@@ -192,9 +258,8 @@ class XGBFamily(Family):
         )
         if sp.kind == "multiclass":
             lib["num_class"] = sp.n_classes
-        x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
+        x_fit, y_fit, x_stop, y_stop, stopping = _stopping(X_train, sp, X_valid, y_valid, params, seed)
         dfit = xgb.DMatrix(x_fit, y_fit, enable_categorical=True, nthread=int(params["n_threads"]))
-        stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
         # early stopping first: XGBoost stops asking the callbacks after the first that says stop
         callbacks: list[Any] = []
         kwargs: dict[str, Any] = {"verbose_eval": False, "callbacks": callbacks}
@@ -202,8 +267,8 @@ class XGBFamily(Family):
             dstop = xgb.DMatrix(x_stop, y_stop, enable_categorical=True, nthread=int(params["n_threads"]))
             kwargs["evals"] = [(dstop, "stop")]
             callbacks.append(xgb.callback.EarlyStopping(rounds=int(params["early_stopping_rounds"])))
-        if float(params.get("max_seconds") or 0.0) > 0:
-            callbacks.append(_xgb_time_bound(float(params["max_seconds"])))
+        if _time_bound(params) > 0:
+            callbacks.append(_xgb_time_bound(_time_bound(params)))
         booster = xgb.train(lib, dfit, num_boost_round=_rounds(params, stopping), **kwargs)
         rng = (0, booster.best_iteration + 1) if stopping else (0, 0)
 
@@ -215,14 +280,6 @@ class XGBFamily(Family):
             )
 
         return predict(X_valid), predict(X_test)
-
-
-def _xgb_metric(sp: SubProblem, task: ModelTask) -> str:
-    if sp.kind == "binary":
-        return "auc" if "auc" in task.metric or "gini" in task.metric else "logloss"
-    if sp.kind == "multiclass":
-        return "mlogloss"
-    return "mae" if task.metric in ("mae", "medae") else "rmse"
 
 
 # ---------------------------------------------------------------------------------------- CatBoost
@@ -239,11 +296,7 @@ class CatBoostFamily(Family):
             "random_strength": 1.0,
             "bagging_temperature": 1.0,
             "border_count": 254,
-            "max_seconds": 0.0,  # per fold; 0 = no bound (the solve loop sets one at run time)
-            "n_estimators": 2000,
-            "early_stopping_rounds": 100,
-            "fixed_rounds": d["fixed_rounds"],
-            "n_threads": threads_for(n_rows),
+            **_control_defaults(n_rows),
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
@@ -270,12 +323,11 @@ class CatBoostFamily(Family):
 
         lib = {k: v for k, v in params.items() if k not in _CONTROL}
         loss = {"binary": "Logloss", "multiclass": "MultiClass"}.get(sp.kind, "RMSE")
-        x_fit, y_fit, x_stop, y_stop = stopping_set(X_train, sp, X_valid, y_valid, seed)
-        stopping = x_stop is not None and int(params.get("early_stopping_rounds") or 0) > 0
+        x_fit, y_fit, x_stop, y_stop, stopping = _stopping(X_train, sp, X_valid, y_valid, params, seed)
         lib.update(
             iterations=_rounds(params, stopping),
             loss_function=loss,
-            eval_metric=_cb_metric(sp, task),
+            eval_metric=_eval_metric(sp, task, _CB_METRICS),
             thread_count=int(params["n_threads"]),
             random_seed=seed,
             allow_writing_files=False,
@@ -288,8 +340,8 @@ class CatBoostFamily(Family):
 
         model = CatBoostRegressor(**lib) if sp.kind == "regression" else CatBoostClassifier(**lib)
         kwargs: dict[str, Any] = {}
-        if float(params.get("max_seconds") or 0.0) > 0:
-            kwargs["callbacks"] = [_TimeBound(float(params["max_seconds"]))]
+        if _time_bound(params) > 0:
+            kwargs["callbacks"] = [_TimeBound(_time_bound(params))]
         if stopping:
             kwargs.update(
                 eval_set=pool(x_stop, y_stop), early_stopping_rounds=int(params["early_stopping_rounds"])
@@ -354,14 +406,6 @@ def _xgb_time_bound(seconds: float) -> Any:
             return time.monotonic() >= deadline
 
     return TimeBound()
-
-
-def _cb_metric(sp: SubProblem, task: ModelTask) -> str:
-    if sp.kind == "binary":
-        return "AUC" if "auc" in task.metric or "gini" in task.metric else "Logloss"
-    if sp.kind == "multiclass":
-        return "MultiClass"
-    return "MAE" if task.metric in ("mae", "medae") else "RMSE"
 
 
 def _categories_to_str(X: pd.DataFrame, cats: list[str]) -> pd.DataFrame:

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import CheckError
-from medalist.solve.models.base import Family, SubProblem
 from medalist.solve.models.image_loading import ImageStore, column_paths, image_columns, require_image_column
 from medalist.solve.models.net_training import torch_threads
+from medalist.solve.models.sk import LinearHeadFamily
 from medalist.solve.types import ModelTask
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -131,11 +131,12 @@ class Backbone:
         return np.stack([self._emb[p] for p in paths])
 
 
-class PretrainedImageFamily(Family):
+class PretrainedImageFamily(LinearHeadFamily):
     """Frozen pretrained backbone embeddings of every image column (standardised) -> logistic / Ridge."""
 
     name = "img_pretrained"
     modalities = ("image",)
+    raw_columns = True
     packages = ("torch", "PIL", "sklearn")
 
     def __init__(self) -> None:
@@ -151,9 +152,6 @@ class PretrainedImageFamily(Family):
         if task.is_classification:
             return {"C": ("logfloat", 1e-3, 10.0)}
         return {"alpha": ("logfloat", 0.1, 1000.0)}
-
-    def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X
 
     def encode(
         self,
@@ -172,18 +170,3 @@ class PretrainedImageFamily(Family):
         out = [np.hstack([bb.embed(column_paths(X, c)) for c in cols]) for X in (X_train, X_valid, X_test)]
         scaler = StandardScaler().fit(out[0])
         return tuple(scaler.transform(a) if len(a) else a for a in out)  # type: ignore[return-value]
-
-    def fit_one(
-        self,
-        X_train: Any,
-        sp: SubProblem,
-        X_valid: Any,
-        X_test: Any,
-        y_valid: np.ndarray | None,
-        params: dict[str, Any],
-        seed: int,
-        task: ModelTask,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        from medalist.solve.models.text_embed import linear_fit_one
-
-        return linear_fit_one(X_train, sp, X_valid, X_test, params, seed)

@@ -5,13 +5,15 @@ shape descriptors, a pooled thumbnail) + pretrained backbone embeddings when loc
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from medalist.errors import CheckError
-from medalist.solve.models.base import Family, SubProblem, tabular_only
+from medalist.solve.models.base import tabular_only
+from medalist.solve.models.gbdt import LGBMOnFeaturesFamily
 from medalist.solve.models.image_loading import (
     IMG_PREFIX,
     ImageStore,
@@ -166,33 +168,24 @@ def handcrafted_features(images: np.ndarray, sizes: np.ndarray, pixels: int, pre
     return pd.DataFrame(data)
 
 
-class ImgEmbedLGBMFamily(Family):
+class ImgEmbedLGBMFamily(LGBMOnFeaturesFamily):
     """Hand-crafted image features (+ pretrained backbone embeddings when local weights exist) + the tabular
     columns, into LightGBM (its parameters and search space)."""
 
     name = "img_embed_lgbm"
     modalities = ("image", "tabular")
+    raw_columns = True
     packages = ("lightgbm", "PIL")
-    OWN = ("feature_size", "pixels", "backbone", "fit")
+    OWN = MappingProxyType({"feature_size": 96, "pixels": 12, "backbone": "auto", "fit": "pad"})
 
     def __init__(self) -> None:
-        from medalist.solve.models.gbdt import LGBMFamily
-
+        super().__init__()
         self.store = ImageStore()
-        self.lgbm = LGBMFamily()
         self._features: dict[tuple[str, int, int, str], tuple[dict[str, np.ndarray], list[str]]] = {}
         self._backbone: Any = None
 
-    def default_params(self, task: ModelTask, n_rows: int) -> dict[str, Any]:
-        p = self.lgbm.default_params(task, n_rows)
-        p.update(feature_fraction=0.5, feature_size=96, pixels=12, backbone="auto", fit="pad")
-        return p
-
     def search_space(self, task: ModelTask) -> dict[str, Any]:
-        return {**self.lgbm.search_space(task), "pixels": ("cat", [8, 12, 16])}
-
-    def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X
+        return {**super().search_space(task), "pixels": ("cat", [8, 12, 16])}
 
     def encode(
         self,
@@ -258,17 +251,3 @@ class ImgEmbedLGBMFamily(Family):
         if self._backbone is None:
             self._backbone = Backbone.load()
         return self._backbone
-
-    def fit_one(
-        self,
-        X_train: Any,
-        sp: SubProblem,
-        X_valid: Any,
-        X_test: Any,
-        y_valid: np.ndarray | None,
-        params: dict[str, Any],
-        seed: int,
-        task: ModelTask,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        lib = {k: v for k, v in params.items() if k not in self.OWN}
-        return self.lgbm.fit_one(X_train, sp, X_valid, X_test, y_valid, lib, seed, task)

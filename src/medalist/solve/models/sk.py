@@ -129,16 +129,53 @@ class LinearFamily(_SklearnFamily):
         return {"alpha": ("logfloat", 1e-3, 1e3), "numeric": ("cat", ["standard", "quantile"])}
 
     def build(self, sp: SubProblem, params: dict[str, Any], X: pd.DataFrame, seed: int) -> Pipeline:
-        from sklearn.linear_model import LogisticRegression, Ridge
+        return make_pipeline(tabular_preprocessor(X, params["numeric"]), linear_estimator(sp, params, seed))
 
-        pre = tabular_preprocessor(X, params["numeric"])
+
+def linear_estimator(sp: SubProblem, params: dict[str, Any], seed: int) -> Any:
+    """Ridge (``alpha``) for values, logistic regression (``C``, ``max_iter``) for classes."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if sp.kind == "regression":
+        return Ridge(alpha=float(params["alpha"]), random_state=seed)
+    return LogisticRegression(C=float(params["C"]), max_iter=int(params["max_iter"]), random_state=seed)
+
+
+def predict_rows(fn: Any, X: Any, width: int) -> np.ndarray:
+    """``fn(X)``, or an empty (0,) / (0, width) array when ``X`` has no rows."""
+    if X.shape[0] == 0:
+        return np.empty((0, width)) if width > 1 else np.empty(0)
+    return fn(X)
+
+
+def class_outputs(model: Any, sp: SubProblem, X_valid: Any, X_test: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted classifier's probabilities on valid / test: P(positive) for binary, all classes otherwise."""
+    width = sp.n_classes if sp.kind == "multiclass" else 2
+    pv = predict_rows(model.predict_proba, X_valid, width)
+    pt = predict_rows(model.predict_proba, X_test, width)
+    return (pv[:, 1], pt[:, 1]) if sp.kind == "binary" else (pv, pt)
+
+
+class LinearHeadFamily(Family):
+    """Ridge / logistic regression (``alpha``, ``C``, ``max_iter``) on the dense or sparse matrices that a
+    subclass's ``encode`` derives (TF-IDF, sentence or image embeddings)."""
+
+    def fit_one(
+        self,
+        X_train: Any,
+        sp: SubProblem,
+        X_valid: Any,
+        X_test: Any,
+        y_valid: np.ndarray | None,
+        params: dict[str, Any],
+        seed: int,
+        task: ModelTask,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        model = linear_estimator(sp, params, seed)
+        model.fit(X_train, sp.y)
         if sp.kind == "regression":
-            est: Any = Ridge(alpha=float(params["alpha"]), random_state=seed)
-        else:
-            est = LogisticRegression(
-                C=float(params["C"]), max_iter=int(params["max_iter"]), random_state=seed
-            )
-        return make_pipeline(pre, est)
+            return predict_rows(model.predict, X_valid, 1), predict_rows(model.predict, X_test, 1)
+        return class_outputs(model, sp, X_valid, X_test)
 
 
 # ---------------------------------------------------------------------------------------- kNN

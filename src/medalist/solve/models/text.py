@@ -13,7 +13,13 @@ import scipy.sparse as sp_sparse
 
 from medalist.errors import CheckError
 from medalist.solve.models.base import Family, SubProblem, tabular_only
-from medalist.solve.models.sk import categories_as_strings, tabular_preprocessor
+from medalist.solve.models.sk import (
+    LinearHeadFamily,
+    categories_as_strings,
+    class_outputs,
+    predict_rows,
+    tabular_preprocessor,
+)
 from medalist.solve.types import ModelTask
 
 TEXT_PREFIX = "txt__"
@@ -24,6 +30,28 @@ def text_columns(X: pd.DataFrame) -> list[str]:
 
 
 Blocks = tuple[Any, Any, Any]  # (train, valid, test) matrices of one feature block
+
+
+def tfidf_defaults() -> dict[str, Any]:
+    """The TF-IDF parameters ``tfidf_blocks`` reads, at their defaults."""
+    return {
+        "word_ngram_max": 2,
+        "char_ngram_max": 5,
+        "max_features_word": 200_000,
+        "max_features_char": 300_000,
+        "min_df": 2,
+        "use_char": True,
+    }
+
+
+def tfidf_space() -> dict[str, Any]:
+    """The search space of the TF-IDF parameters."""
+    return {
+        "word_ngram_max": ("int", 1, 3),
+        "char_ngram_max": ("int", 3, 6),
+        "min_df": ("int", 1, 5),
+        "use_char": ("cat", [True, False]),
+    }
 
 
 def tfidf_blocks(
@@ -92,50 +120,30 @@ def stack_blocks(blocks: list[Blocks]) -> tuple[Any, Any, Any]:
     return train, valid, test
 
 
-def class_outputs(model: Any, sp: SubProblem, X_valid: Any, X_test: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A fitted classifier's probabilities on valid / test: P(positive) for binary, all classes otherwise."""
-    width = sp.n_classes if sp.kind == "multiclass" else 2
-    pv = _rows(model.predict_proba, X_valid, width)
-    pt = _rows(model.predict_proba, X_test, width)
-    return (pv[:, 1], pt[:, 1]) if sp.kind == "binary" else (pv, pt)
-
-
-class TfidfLinearFamily(Family):
+class TfidfLinearFamily(LinearHeadFamily):
     """Word 1-2-gram + char 2-5-gram TF-IDF per text column (+ scaled tabular columns) -> logistic / Ridge."""
 
     name = "tfidf_linear"
     modalities = ("text", "tabular")
+    raw_columns = True
     packages = ("sklearn",)
 
     def default_params(self, task: ModelTask, n_rows: int) -> dict[str, Any]:
         return {
             "C": 4.0,
             "alpha": 1.0,
-            "word_ngram_max": 2,
-            "char_ngram_max": 5,
-            "max_features_word": 200_000,
-            "max_features_char": 300_000,
-            "min_df": 2,
-            "use_char": True,
+            **tfidf_defaults(),
             "use_tabular": True,
             "max_iter": 2000,
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
-        space: dict[str, Any] = {
-            "word_ngram_max": ("int", 1, 3),
-            "char_ngram_max": ("int", 3, 6),
-            "min_df": ("int", 1, 5),
-            "use_char": ("cat", [True, False]),
-        }
+        space = tfidf_space()
         if task.is_classification:
             space["C"] = ("logfloat", 0.1, 100.0)
         else:
             space["alpha"] = ("logfloat", 0.01, 100.0)
         return space
-
-    def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X
 
     def encode(
         self,
@@ -153,33 +161,6 @@ class TfidfLinearFamily(Family):
                 blocks.append(tab)
         return stack_blocks(blocks)
 
-    def fit_one(
-        self,
-        X_train: Any,
-        sp: SubProblem,
-        X_valid: Any,
-        X_test: Any,
-        y_valid: np.ndarray | None,
-        params: dict[str, Any],
-        seed: int,
-        task: ModelTask,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        from sklearn.linear_model import LogisticRegression, Ridge
-
-        if sp.kind == "regression":
-            model: Any = Ridge(alpha=float(params["alpha"]), random_state=seed)
-            model.fit(X_train, sp.y)
-            return _rows(model.predict, X_valid, 1), _rows(model.predict, X_test, 1)
-        model = LogisticRegression(C=float(params["C"]), max_iter=int(params["max_iter"]), random_state=seed)
-        model.fit(X_train, sp.y)
-        return class_outputs(model, sp, X_valid, X_test)
-
-
-def _rows(fn: Any, X: Any, width: int) -> np.ndarray:
-    if X.shape[0] == 0:
-        return np.empty((0, width)) if width > 1 else np.empty(0)
-    return fn(X)
-
 
 class NBSVMFamily(Family):
     """NB-SVM (Wang & Manning, 2012) in its logistic form: per binary sub-problem (one-vs-rest for classes),
@@ -189,6 +170,7 @@ class NBSVMFamily(Family):
 
     name = "nbsvm"
     modalities = ("text", "tabular")
+    raw_columns = True
     packages = ("sklearn",)
     classification_only = True
 
@@ -196,12 +178,7 @@ class NBSVMFamily(Family):
         return {
             "C": 8.0,
             "nb_alpha": 0.1,  # TF-IDF values are small: a count-scale alpha of 1 would swamp the ratios
-            "word_ngram_max": 2,
-            "char_ngram_max": 5,
-            "max_features_word": 200_000,
-            "max_features_char": 300_000,
-            "min_df": 2,
-            "use_char": True,
+            **tfidf_defaults(),
             "use_tabular": True,
             "max_iter": 1000,
         }
@@ -210,14 +187,8 @@ class NBSVMFamily(Family):
         return {
             "C": ("logfloat", 0.5, 50.0),
             "nb_alpha": ("logfloat", 0.01, 1.0),
-            "word_ngram_max": ("int", 1, 3),
-            "char_ngram_max": ("int", 3, 6),
-            "min_df": ("int", 1, 5),
-            "use_char": ("cat", [True, False]),
+            **tfidf_space(),
         }
-
-    def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X
 
     def encode(
         self,
@@ -277,7 +248,7 @@ class NBSVMFamily(Family):
             random_state=seed,
         )
         model.fit(xtr, y)
-        return _rows(model.predict_proba, features(X_valid), 2)[:, 1], _rows(
+        return predict_rows(model.predict_proba, features(X_valid), 2)[:, 1], predict_rows(
             model.predict_proba, features(X_test), 2
         )[:, 1]
 
@@ -295,31 +266,21 @@ class TfidfNBFamily(Family):
 
     name = "tfidf_nb"
     modalities = ("text",)
+    raw_columns = True
     packages = ("sklearn",)
     classification_only = True
 
     def default_params(self, task: ModelTask, n_rows: int) -> dict[str, Any]:
         return {
             "nb_alpha": 0.2,  # spooky-author-identification 5-fold log loss: 0.03 -> 0.42, 0.1 -> 0.395, 0.3 -> 0.395, 1 -> 0.49
-            "word_ngram_max": 2,
-            "char_ngram_max": 5,
-            "max_features_word": 200_000,
-            "max_features_char": 300_000,
-            "min_df": 2,
-            "use_char": True,
+            **tfidf_defaults(),
         }
 
     def search_space(self, task: ModelTask) -> dict[str, Any]:
         return {
             "nb_alpha": ("logfloat", 0.003, 1.0),
-            "word_ngram_max": ("int", 1, 3),
-            "char_ngram_max": ("int", 3, 6),
-            "min_df": ("int", 1, 5),
-            "use_char": ("cat", [True, False]),
+            **tfidf_space(),
         }
-
-    def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X
 
     def encode(
         self,

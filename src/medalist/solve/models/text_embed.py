@@ -17,15 +17,18 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from medalist.errors import BudgetExceeded, CheckError
-from medalist.solve.models.base import Family, SubProblem, missing_package, tabular_only
+from medalist.solve.models.base import Family, missing_package, tabular_only
+from medalist.solve.models.gbdt import LGBMOnFeaturesFamily
 from medalist.solve.models.net_training import torch_threads
-from medalist.solve.models.text import TEXT_PREFIX, class_outputs, tabular_block, text_columns
+from medalist.solve.models.sk import LinearHeadFamily
+from medalist.solve.models.text import TEXT_PREFIX, tabular_block, text_columns
 from medalist.solve.types import ModelTask
 
 ENV_TEXT_MODEL = "MEDALIST_TEXT_MODEL"
@@ -217,27 +220,11 @@ def embed_columns(
     )
 
 
-def linear_fit_one(
-    X_train: Any, sp: SubProblem, X_valid: Any, X_test: Any, params: dict[str, Any], seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic regression (``C``) for classes, Ridge (``alpha``) for values, on dense or sparse features."""
-    from sklearn.linear_model import LogisticRegression, Ridge
-
-    if sp.kind == "regression":
-        model: Any = Ridge(alpha=float(params["alpha"]), random_state=seed)
-        model.fit(X_train, sp.y)
-        pv = model.predict(X_valid) if X_valid.shape[0] else np.empty(0)
-        pt = model.predict(X_test) if X_test.shape[0] else np.empty(0)
-        return pv, pt
-    model = LogisticRegression(C=float(params["C"]), max_iter=int(params["max_iter"]), random_state=seed)
-    model.fit(X_train, sp.y)
-    return class_outputs(model, sp, X_valid, X_test)
-
-
 class _EmbedFamily(Family):
     """Shared by the sentence-embedding families: availability and a lazily loaded encoder per instance."""
 
     modalities = ("text", "tabular")
+    raw_columns = True
     packages = ("torch", "sentence_transformers", "sklearn")
 
     def __init__(self) -> None:
@@ -245,9 +232,6 @@ class _EmbedFamily(Family):
 
     def available(self) -> str | None:
         return super().available() or weights_reason(text_model_dir())
-
-    def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X
 
     def warm(self, X: pd.DataFrame, params: dict[str, Any], deadline: float | None = None) -> None:
         """Embed every text of train and test once, in this process, before the folds (the disk cache then
@@ -276,7 +260,7 @@ class _EmbedFamily(Family):
         return cols, [embed_columns(enc, X, cols) for X in (X_train, X_valid, X_test)]
 
 
-class SentenceEmbedLinearFamily(_EmbedFamily):
+class SentenceEmbedLinearFamily(_EmbedFamily, LinearHeadFamily):
     """Sentence embeddings of each text column (unit length, as the encoder gives them) + scaled tabular
     columns -> logistic / Ridge."""
 
@@ -308,41 +292,14 @@ class SentenceEmbedLinearFamily(_EmbedFamily):
         out = [np.hstack(p).astype(np.float32) for p in parts]
         return out[0], out[1], out[2]
 
-    def fit_one(
-        self,
-        X_train: Any,
-        sp: SubProblem,
-        X_valid: Any,
-        X_test: Any,
-        y_valid: np.ndarray | None,
-        params: dict[str, Any],
-        seed: int,
-        task: ModelTask,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return linear_fit_one(X_train, sp, X_valid, X_test, params, seed)
 
-
-class SentenceEmbedLGBMFamily(_EmbedFamily):
+class SentenceEmbedLGBMFamily(LGBMOnFeaturesFamily, _EmbedFamily):
     """Sentence embeddings of each text column + the tabular columns (text statistics among them when the
     recipe adds them) -> LightGBM (its parameters and search space)."""
 
     name = "st_embed_lgbm"
     packages = ("torch", "sentence_transformers", "lightgbm")
-    OWN = ("max_seq_length",)
-
-    def __init__(self) -> None:
-        from medalist.solve.models.gbdt import LGBMFamily
-
-        super().__init__()
-        self.lgbm = LGBMFamily()
-
-    def default_params(self, task: ModelTask, n_rows: int) -> dict[str, Any]:
-        p = self.lgbm.default_params(task, n_rows)
-        p.update(feature_fraction=0.5, max_seq_length=128)
-        return p
-
-    def search_space(self, task: ModelTask) -> dict[str, Any]:
-        return self.lgbm.search_space(task)
+    OWN = MappingProxyType({"max_seq_length": 128})
 
     def encode(
         self,
@@ -359,17 +316,3 @@ class SentenceEmbedLGBMFamily(_EmbedFamily):
             tab = tabular_only(X).reset_index(drop=True)
             out.append(pd.concat([tab, pd.DataFrame(e, columns=names)], axis=1))
         return out[0], out[1], out[2]
-
-    def fit_one(
-        self,
-        X_train: Any,
-        sp: SubProblem,
-        X_valid: Any,
-        X_test: Any,
-        y_valid: np.ndarray | None,
-        params: dict[str, Any],
-        seed: int,
-        task: ModelTask,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        lib = {k: v for k, v in params.items() if k not in self.OWN}
-        return self.lgbm.fit_one(X_train, sp, X_valid, X_test, y_valid, lib, seed, task)
