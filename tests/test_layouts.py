@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medalist.errors import CheckError
 from medalist.intake.columns import flatten_nested, looks_like_id_name
 from medalist.intake.tables import Source, load_table
 from medalist.policy.expert import ExpertPolicy
 from medalist.setup import run_setup
 from medalist.setup.data import load_task_data
-from medalist.setup.formatter import validate_submission
+from medalist.setup.formatter import format_submission, validate_submission
 from medalist.submit import build_submission, read_sample
 
 
@@ -137,3 +138,15 @@ def test_flatten_nested_dicts_lists_and_missing():
 )  # fmt: skip
 def test_id_names(name, expected):
     assert looks_like_id_name(name) is expected
+
+
+def test_formatter_matches_ids_read_as_numbers_and_writes_the_sample_text():
+    sample = pd.DataFrame({"key": ["007", "1.50", "x"], "y": [0, 0, 0]})
+    decoded = pd.DataFrame({"y": [1, 2, 3]})
+    for method in ("fill_sample", "merge_on_id"):
+        out = format_submission(decoded, np.array(["7", "1.5", "x"]), sample, "key", {"method": method})
+        assert out["key"].tolist() == ["007", "1.50", "x"] and out["y"].tolist() == [1, 2, 3]
+    merged = format_submission(decoded, np.array(["x", "1.5", "7"]), sample, "key", {"method": "merge_on_id"})
+    assert merged["y"].tolist() == [3, 2, 1]
+    with pytest.raises(CheckError, match="fill_sample needs"):
+        format_submission(decoded, np.array(["8", "1.5", "x"]), sample, "key", {"method": "fill_sample"})
