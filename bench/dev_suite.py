@@ -396,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print(table())
         return 0
+    repo = Path(__file__).resolve().parents[1]
+    if args.out.expanduser().resolve().is_relative_to(repo):
+        parser.error(f"--out {args.out} is inside the repository; build into a cache folder outside it")
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
     unknown = (only or set()) - {e.slug for e in ENTRIES}
     if unknown:

@@ -94,3 +94,11 @@ def test_every_entry_is_well_formed():
         )
         assert e.metric is None or e.metric in suite.METRIC_TEXT
         assert (len(e.target) > 1) == (e.task in ("multilabel", "multi_regression"))
+
+
+def test_the_suite_is_never_built_into_the_repository(capsys):
+    with pytest.raises(SystemExit):
+        suite.main(["--out", str(REPO / "data"), "--only", "iris-species"])
+    assert "inside the repository" in capsys.readouterr().err
+    assert not (REPO / "data" / "iris-species").exists()
+    assert suite.main(["--list"]) == 0 and "nci60-cancer" in capsys.readouterr().out
