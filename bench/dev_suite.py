@@ -309,7 +309,7 @@ def describe(entry: Entry, built: Built) -> str:
     what = {
         "binary": f"Predict `{entry.target[0]}` (1 or 0) for each row of the test set.",
         "multiclass": f"Predict the class `{entry.target[0]}` for each row of the test set.",
-        "ordinal": f"Predict the ordered label `{entry.target[0]}` (an integer, {0} lowest) for each test row.",
+        "ordinal": f"Predict the ordered label `{entry.target[0]}` (an integer; higher is a higher level) for each test row.",
         "regression": f"Predict `{entry.target[0]}` for each row of the test set.",
         "multilabel": f"Predict each of {', '.join(f'`{t}`' for t in entry.target)} (1 or 0) for each test row.",
         "multi_regression": f"Predict each of {', '.join(f'`{t}`' for t in entry.target)} for each test row.",

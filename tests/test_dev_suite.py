@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medalist.bench.grade import grade_submission
 from tests.conftest import REPO
 
 
@@ -48,6 +49,13 @@ def test_build_writes_the_layout_and_samples_grade_valid(tmp_path):
     cancer = json.loads((tmp_path / "breast-cancer" / "grading.json").read_text())
     assert cancer["metric"] == "roc_auc"  # 37% malignant: not balanced enough for accuracy
     assert json.loads((tmp_path / "diabetes-progression" / "grading.json").read_text())["metric"] == "rmse"
+
+    for slug, perfect in (("iris-species", 0.0), ("breast-cancer", 1.0), ("diabetes-progression", 0.0)):
+        answers = pd.read_csv(tmp_path / slug / "private" / "answers.csv")  # the truth, as a submission
+        answers.to_csv(tmp_path / f"{slug}.csv", index=False)
+        assert grade_submission(tmp_path / f"{slug}.csv", tmp_path / slug).score == pytest.approx(
+            perfect, abs=1e-6
+        )
 
 
 def test_the_split_is_fixed(tmp_path):
