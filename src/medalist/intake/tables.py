@@ -23,6 +23,7 @@ from typing import IO, Any
 import pandas as pd
 
 from medalist.errors import InputError
+from medalist.intake.columns import flatten_nested, restore_text, text_columns_to_keep
 
 TABLE_FORMATS = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".feather", ".json", ".jsonl", ".ndjson")
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
@@ -269,9 +270,9 @@ def load_table(src: Source, nrows: int | None = None, allow_empty: bool = False)
     """Read `src` (at most `nrows` rows); InputError when unreadable, empty, or (unless allowed) row-less."""
     with _errors(src.name):
         if src.fmt in (".parquet", ".pq", ".feather"):
-            frame = _read_columnar(src, nrows)
+            frame = flatten_nested(_read_columnar(src, nrows))
         elif src.fmt in (".json", ".jsonl", ".ndjson"):
-            frame = _read_json(src, nrows)
+            frame = flatten_nested(_read_json(src, nrows))
         else:
             frame = _read_delimited(src, nrows)
     if frame.shape[1] == 0:
@@ -313,7 +314,15 @@ def _read_delimited(src: Source, nrows: int | None, usecols: list[int] | None = 
     for enc in encodings:
         try:
             with open_stream(src) as fh:
-                return pd.read_csv(fh, sep=sep, encoding=enc, nrows=nrows, usecols=usecols, low_memory=False)
+                frame = pd.read_csv(fh, sep=sep, encoding=enc, nrows=nrows, usecols=usecols, low_memory=False)
+            if usecols is not None:
+                return frame
+            keep = text_columns_to_keep(frame, _decode(head, enc), sep)
+            if not keep:
+                return frame
+            with open_stream(src) as fh:
+                raw = pd.read_csv(fh, sep=sep, encoding=enc, nrows=nrows, usecols=keep, dtype=str)
+            return restore_text(frame, raw)
         except UnicodeDecodeError:
             continue
     raise InputError(f"{src.name} cannot be decoded as UTF-8 or Latin-1 text")

@@ -49,7 +49,7 @@ def format_submission(
     sample_keys = make_keys(sample[id_column].tolist())
     out = sample.copy()
     if method == "fill_sample":
-        if list(map(str, test_ids)) != sample_keys:
+        if not _same_ids(list(map(str, test_ids)), sample_keys):
             raise CheckError(
                 "fill_sample needs test maps in the sample submission's row order; "
                 "reorder the test maps by the sample's ids or use merge_on_id"
@@ -57,11 +57,14 @@ def format_submission(
         for col in decoded.columns:
             out[col] = _cast_like(decoded[col].to_numpy(), sample[col])
     elif method == "merge_on_id":
-        by_key = decoded.set_axis(list(map(str, test_ids)), axis=0)
-        missing = [k for k in sample_keys if k not in by_key.index]
+        keys, wanted = list(map(str, test_ids)), sample_keys
+        if not set(wanted) <= set(keys):  # numbers written two ways ('007' / '7'): compare by value
+            keys, wanted = [_number_key(k) for k in keys], [_number_key(k) for k in wanted]
+        by_key = decoded.set_axis(keys, axis=0)
+        missing = [k for k, w in zip(sample_keys, wanted) if w not in by_key.index]
         if missing:
             raise CheckError(f"no prediction for {len(missing)} sample ids (e.g. {missing[:3]})")
-        ordered = by_key.loc[sample_keys]
+        ordered = by_key.loc[wanted]
         for col in decoded.columns:
             out[col] = _cast_like(ordered[col].to_numpy(), sample[col])
     elif method == "script":
@@ -69,6 +72,26 @@ def format_submission(
     else:
         raise CheckError(f"unknown formatter method {method!r}; use one of {FORMATTERS}")
     return out
+
+
+def _number_key(key: str) -> str:
+    """An id key with numbers in one form ('007' and '7', '1.50' and '1.5' agree), as a reader that parsed
+    the id as a number and one that kept its text would write it; other keys unchanged."""
+    text, sep, repeat = key.partition("#")
+    try:
+        value = float(text)
+    except ValueError:
+        return key
+    return _key(value) + sep + repeat if np.isfinite(value) else key
+
+
+def _same_ids(test_keys: list[str], sample_keys: list[str]) -> bool:
+    """Whether the test maps' ids are the sample's, in order (numbers compared by value)."""
+    if test_keys == sample_keys:
+        return True
+    return len(test_keys) == len(sample_keys) and all(
+        a == b or _number_key(a) == _number_key(b) for a, b in zip(test_keys, sample_keys)
+    )
 
 
 def _run_script_formatter(

@@ -35,6 +35,8 @@ ORDINAL_METRICS = ("qwk",)
 MAX_CLASSES_FOR_LABELS = 200
 TRAIN_ONLY = "in train but not in test (not available at prediction time)"
 EXCLUDED_BY_POLICY = "excluded by the model's plan"
+MAP_KEY = "id"  # every map's key column (setup/data.py): an input column of that name would clash with it
+KEY_NAME_CLASH = "named 'id' like the maps' key column, so it cannot also be an input"
 
 
 # ---------------------------------------------------------------------------------------------- tables and ids
@@ -274,6 +276,8 @@ def plan_columns(
         is_text = prof.kind == "text" if text_columns is None else col in text_columns
         if col == id_col and not (prof.kind == "datetime" or is_text or is_structured_id(train[col])):
             excluded[col] = "id column"
+        elif col == MAP_KEY:
+            excluded[col] = KEY_NAME_CLASH
         elif not prof.is_input_kind:
             excluded[col] = f"{prof.kind} column"
         elif is_text:
@@ -347,6 +351,8 @@ def ordinal_transform(cols: list[str], values: pd.Series) -> dict[str, Any]:
 
 __all__ = [
     "EXCLUDED_BY_POLICY",
+    "KEY_NAME_CLASH",
+    "MAP_KEY",
     "POSITIVE_LABELS",
     "TRAIN_ONLY",
     "check_task_type",
