@@ -19,7 +19,7 @@ from medalist.memory.curriculum import (
     score_candidates,
 )
 from medalist.memory.embed import HashingEmbedder
-from medalist.memory.prior import expert_prior
+from medalist.memory.prior import MIN_SIMILARITY, expert_prior
 from medalist.memory.retrieve import format_for_prompt, rag, similar_tasks
 from medalist.memory.store import Entry, MemoryStore
 from medalist.memory.writeback import stage_text
@@ -101,7 +101,7 @@ def test_prompt_text_fits_its_token_budget():
 
 def test_expert_prior_ranks_families_from_similar_tasks(store):
     emb = HashingEmbedder()
-    assert expert_prior(store, SPACESHIP, embedder=emb) == EMPTY_PRIOR  # cards but no experiments
+    assert expert_prior(store, SPACESHIP, embedder=emb, min_similarity=0.0) == EMPTY_PRIOR  # no experiments
     assert EMPTY_PRIOR.reorder(["lgbm", "xgb", "mlp"]) == ["lgbm", "xgb", "mlp"]
     store.put_entries([
         _experiment("titanic", "catboost", 1, 4, 0.3, params={"depth": 6}),
@@ -112,14 +112,27 @@ def test_expert_prior_ranks_families_from_similar_tasks(store):
         _experiment("house-prices", "knn", 3, 3, -0.2),
         _experiment("house-prices", "linear", 2, 3, -0.1, features="target_enc", recipe_gain=-0.3),
     ])  # fmt: skip
-    prior = expert_prior(store, SPACESHIP, k=1, embedder=emb)  # titanic only
-    assert prior.families == ("catboost", "lgbm") and prior.never_helped == ("knn",)
+    prior = expert_prior(store, SPACESHIP, k=1, embedder=emb, min_similarity=0.0)  # titanic only
+    assert prior.families == ("catboost", "lgbm") and prior.never_helped == ()  # one task is not evidence
     assert prior.params_for("catboost")[0] == {"depth": 6} and prior.recipes == ("count",)
     assert prior.sources[0][0] == "titanic"
-    assert prior.reorder(["knn", "lgbm", "tabm", "catboost"]) == ["catboost", "lgbm", "tabm", "knn"]
-    both = expert_prior(store, SPACESHIP, k=4, embedder=emb)
-    assert set(both.never_helped) == {"knn", "linear"}  # rank 2 of 3 is not the top of a run
+    assert prior.reorder(["knn", "lgbm", "tabm", "catboost"]) == ["catboost", "lgbm", "knn", "tabm"]
+    both = expert_prior(store, SPACESHIP, k=4, embedder=emb, min_similarity=0.0)
+    assert both.never_helped == ("knn",)  # two tasks tried it, it never helped; linear: one task only
+    assert both.reorder(["knn", "lgbm", "tabm", "catboost"]) == ["catboost", "lgbm", "tabm", "knn"]
     assert "target_enc" not in both.recipes
+
+
+def test_tasks_not_alike_enough_give_no_prior(store):
+    """Only past tasks at least MIN_SIMILARITY alike count: a far one says nothing."""
+    emb = HashingEmbedder()
+    store.put_entries(
+        [_experiment("house-prices", "knn", 1, 3, 0.2), _experiment("house-prices", "lgbm", 2, 3, 0.0)]
+    )
+    sims = {c.task_key: s for c, s in similar_tasks(store, SPACESHIP, 4, emb)}
+    assert sims["house-prices"] < MIN_SIMILARITY
+    assert expert_prior(store, SPACESHIP, k=4, embedder=emb) == EMPTY_PRIOR
+    assert expert_prior(store, SPACESHIP, k=4, embedder=emb, min_similarity=0.0).families[0] == "knn"
 
 
 class TableEmbedder:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from medalist.memory.card import TaskCard
 from medalist.memory.embed import Embedder, default_embedder
-from medalist.memory.prior import expert_prior
-from medalist.memory.retrieve import CHARS_PER_TOKEN, format_for_prompt, rag
+from medalist.memory.prior import MIN_SIMILARITY, expert_prior
+from medalist.memory.retrieve import CHARS_PER_TOKEN, format_for_prompt, rag, similar_tasks
 from medalist.memory.store import MemoryStore, open_store
 from medalist.memory.writeback import remember_workspace
 from medalist.solve.policy import EMPTY_PRIOR, Prior
@@ -89,13 +89,22 @@ class RunMemory:
             if not any(t.task_key != card.task_key for t in self.store.tasks()):
                 return EMPTY_PRIOR, {"tasks": 0, "retrieved": 0}
             # the task's own past runs are left out: its ledger already says what was tried on it
+            nearest = similar_tasks(
+                self.store, card, PRIOR_TASKS, embedder=self.embedder, exclude=card.task_key
+            )
             prior = expert_prior(
                 self.store, card, k=PRIOR_TASKS, embedder=self.embedder, exclude=card.task_key
             )
             retrieved = sum(
                 len(self.store.entries(kinds=("experiment",), task_key=key)) for key, _ in prior.sources
             )
-            return prior, {"tasks": len(prior.sources), "retrieved": retrieved, **prior.summary()}
+            info = {
+                "tasks": len(prior.sources),
+                "retrieved": retrieved,
+                "nearest": [[c.task_key, round(sim, 4)] for c, sim in nearest],
+                "min_similarity": MIN_SIMILARITY,
+            }
+            return prior, {**info, **prior.summary()}
 
         return self._guard("retrieval", build, (EMPTY_PRIOR, {"tasks": 0, "retrieved": 0}))
 

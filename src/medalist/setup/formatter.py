@@ -82,7 +82,7 @@ def _number_key(key: str) -> str:
         value = float(text)
     except ValueError:
         return key
-    return _key(value) + sep + repeat if np.isfinite(value) else key
+    return label_key(value) + sep + repeat if np.isfinite(value) else key
 
 
 def _same_ids(test_keys: list[str], sample_keys: list[str]) -> bool:
