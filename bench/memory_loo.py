@@ -293,14 +293,18 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         c: compare(a["empty"]["cv_final"], a["memory"]["cv_final"], _direction(a)) for c, a in pairs.items()
     }
     better = sum(v == "better" for v in verdicts.values())
-    pct = {arm: [a[arm].get("percentile") or 0.0 for a in pairs.values()] for arm in ARMS}
-    mean = {arm: sum(v) / len(v) for arm, v in pct.items()}
+    # a competition with a leaderboard counts (an arm without a valid submission scores 0 there); one
+    # without a leaderboard (no percentile in either arm) is left out of the mean
+    ranked = [a for a in pairs.values() if any(a[arm].get("percentile") is not None for arm in ARMS)]
+    pct = {arm: [a[arm].get("percentile") or 0.0 for a in ranked] for arm in ARMS}
+    mean = {arm: sum(v) / max(1, len(v)) for arm, v in pct.items()}
     need, of = TARGET_BETTER
     met = better * of >= need * len(pairs) and mean["memory"] > mean["empty"]
     lines = [
         f"final CV better with memory on {better} of {len(pairs)} "
         f"(worse {sum(v == 'worse' for v in verdicts.values())}, tie {sum(v == 'tie' for v in verdicts.values())}); "
-        f"mean percentile empty {mean['empty']:.1f} vs memory {mean['memory']:.1f} (no valid submission counts 0); "
+        f"mean percentile empty {mean['empty']:.1f} vs memory {mean['memory']:.1f} over {len(ranked)} with a leaderboard "
+        f"(no valid submission counts 0); "
         f"target ({need} of {of} better and a higher mean percentile): {'met' if met else 'not met'}"
     ]
     cv_hurt = [
