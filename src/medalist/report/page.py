@@ -16,7 +16,7 @@ from medalist.report.collect import GRADE_FILE, RunView, read_run
 from medalist.report.diagnostics import oof_diagnostics
 from medalist.report.experiments import ensembles, experiments, timeline
 from medalist.report.plots import note
-from medalist.report.sections import eda, grade, llm_calls, setup_stages, task_card
+from medalist.report.sections import eda, grade, kaggle_submissions, llm_calls, setup_stages, task_card
 from medalist.workspace import write_json_atomic, write_text_atomic
 
 REPORT_FILE = "report.html"
@@ -34,6 +34,7 @@ SECTIONS: tuple[tuple[str, str, Section], ...] = (
     ("oof", "Chosen submission: out-of-fold diagnostics", oof_diagnostics),
     ("llm", "LLM calls", llm_calls),
     ("grade", "Grade", grade),
+    ("kaggle", "Kaggle submissions", kaggle_submissions),
 )
 
 
