@@ -172,6 +172,22 @@ def test_refused_uploads_are_one_line_and_record_nothing(tmp_path, monkeypatch, 
     assert not (ws.submissions / kaggle_submit.KAGGLE_LOG).exists() and sleeps == []
 
 
+def test_the_limit_is_read_from_the_response_body(tmp_path, monkeypatch, sleeps):
+    """The newer client raises requests' HTTPError, whose text is only the status; Kaggle's reason is in the
+    response body."""
+    ws = _workspace(tmp_path)
+    api = ScriptedKaggleSubmissions()
+    error = RuntimeError("400 Client Error: Bad Request for url: https://www.kaggle.com/api/i/submit")
+    error.response = SimpleNamespace(text='{"message": "Your team has used its daily Submission allowance"}')
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(api, "competition_submit", refuse)
+    _with_api(monkeypatch, api)
+    assert "daily submission limit for 'titanic' is reached" in _one_error_line(_submit(ws))
+
+
 def test_a_rejected_submission_says_why_and_is_recorded(tmp_path, monkeypatch, sleeps):
     ws = _workspace(tmp_path)
     reason = "Submission must have 418 rows,\n got 2"

@@ -174,7 +174,9 @@ def _default_message(ws: Workspace) -> str:
 
 
 def _submit_error(slug: str, exc: Exception) -> str:
-    text = _one_line(exc)
+    """One line for a refused upload; the reason may be in the HTTP response's body, not in the error."""
+    body = getattr(getattr(exc, "response", None), "text", None)
+    text = _one_line(f"{exc} {body}" if isinstance(body, str) and body else exc)
     if "403" in text or "forbidden" in text.lower():
         return f"Kaggle refused the submission to {slug!r}: accept the rules at https://www.kaggle.com/c/{slug}/rules"
     if any(word in text.lower() for word in _LIMIT_WORDS):
