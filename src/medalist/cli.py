@@ -47,6 +47,9 @@ TuneEngineOpt = Annotated[
 ]
 
 
+KaggleFlag = Annotated[bool, typer.Option(help="Upload submission.csv to Kaggle; wait for its public score.")]
+KaggleMessageOpt = Annotated[str | None, typer.Option("--message", "-m", help="Kaggle submission message.")]
+KaggleWaitOpt = Annotated[float, typer.Option("--wait", help="Seconds to wait for Kaggle's public score.")]
 MemoryOpt = Annotated[
     str | None,
     typer.Option(
@@ -131,10 +134,14 @@ def run(
     max_llm_tokens: MaxTokensOpt = None,
     max_cost: MaxCostOpt = None,
     memory: MemoryOpt = None,
+    submit: KaggleFlag = False,
+    message: KaggleMessageOpt = None,
+    wait: KaggleWaitOpt = 300.0,
 ) -> None:
     """Setup + solve + ensemble + submit within a time budget; writes <workdir>/<slug>/submission.csv."""
     from medalist.intake import open_competition
     from medalist.pipeline import run_competition
+    from medalist.submit.cli import kaggle_api_or_exit, upload_and_report
 
     settings = _settings(
         time_budget=time_budget,
@@ -148,9 +155,12 @@ def run(
         memory=memory,
     )
     open_competition(competition)  # bad input fails here, in one line, before any progress is drawn
+    api = kaggle_api_or_exit() if submit else None  # missing credentials fail before the run, not after it
     with _RunDisplay(settings.time_budget) as display:
         result = run_competition(competition, workdir, settings, on_event=display.event, raise_errors=True)
     _print_closing_table(result)
+    if submit:
+        upload_and_report(Path(result.workspace), message, wait, api)
 
 
 class _RunDisplay:
@@ -310,12 +320,19 @@ def submit(
             help="Ledger name to submit (default: best by CV; an ensemble within fold noise of it wins)."
         ),
     ] = None,
+    kaggle: KaggleFlag = False,
+    message: KaggleMessageOpt = None,
+    wait: KaggleWaitOpt = 300.0,
 ) -> None:
     """Write submission.csv from the best experiment or ensemble (or a named one), validated."""
     from medalist.metrics import get_metric
     from medalist.pipeline import candidate_of
     from medalist.submit import choose, promote
+    from medalist.submit.cli import kaggle_api_or_exit, upload_and_report
 
+    api = kaggle_api_or_exit() if kaggle else None
+    if kaggle and not experiment and (workspace / "submission.csv").is_file():
+        return upload_and_report(workspace, message, wait, api)  # the run's choice, as it stands
     ws, data, _, ledger = _open_workspace(workspace)
     if experiment:
         rec = ledger.get(experiment)
@@ -328,6 +345,8 @@ def submit(
             raise MedalistError("the ledger holds no finished experiment; run `medalist solve` first")
     promote(ws, data, cand, force=True)
     out.print(f"wrote {ws.submission_csv} from {cand.name} (cv {cand.cv_score})")
+    if kaggle:
+        upload_and_report(ws.root, message, wait, api)
 
 
 def _print_ledger(ws, best_name: str | None) -> None:

@@ -103,6 +103,7 @@ def bench(
     file, the environment and these flags."""
     from medalist.bench.suite import format_table, run_suite, summary_lines
     from medalist.config import load_settings
+    from medalist.report.suite_page import SUITE_PAGE
 
     if seeds < 1:
         _fail("--seeds must be at least 1")
@@ -142,4 +143,7 @@ def bench(
     for line in summary_lines(result):
         _out.print(line, markup=False)
     _out.print(f"report: {report or Path(result.workdir) / 'bench_report.json'}", markup=False)
+    page = Path(result.workdir) / SUITE_PAGE
+    if page.is_file():
+        _out.print(f"page: {page}", markup=False)
     sys.stdout.flush()

@@ -8,6 +8,7 @@ report is rewritten after every run, so a long suite leaves a readable partial r
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from medalist.errors import InputError, MedalistError
 from medalist.workspace import read_jsonl, write_json_atomic
 
 PASS_KS = (1, 3, 10)
+log = logging.getLogger(__name__)
 _MODALITIES = ("image", "tabular", "text")
 
 
@@ -41,6 +43,7 @@ class SuiteRow:
     seconds: float = 0.0
     error: str | None = None
     submission: str | None = None
+    workspace: str | None = None  # the run's workspace (its report.html is linked from bench.html)
     grade: dict[str, Any] | None = None  # GradeReport.to_dict()
     setup_passed: bool | None = None
     stages: dict[str, bool] = field(default_factory=dict)  # stage -> passed (last attempt ok)
@@ -173,7 +176,15 @@ def run_suite(
                 progress(row)
             finalize(report, loaded)
             write_json_atomic(out, report.to_dict())
+            _write_page_quietly(report)
     return report
+
+
+def _write_page_quietly(report: SuiteReport) -> None:
+    try:
+        write_bench_page(report)
+    except Exception as e:  # the page is for people: it never stops the suite
+        log.warning("no bench.html: %s: %s", type(e).__name__, e)
 
 
 def _competition(slug: str, comp_dir: Path, loaded: dict[str, Competition | None]) -> Competition | None:
@@ -218,6 +229,7 @@ def _run_one(
         row.seconds = round(result.seconds or (time.monotonic() - start), 2)
         row.error = result.error
         row.submission = str(result.submission) if result.submission else None
+        row.workspace = str(result.workspace)
         row.n_experiments, row.best_cv, row.best_name = result.n_experiments, result.best_cv, result.best_name
         row.prompt_tokens, row.completion_tokens, row.cost = (
             result.prompt_tokens,
@@ -356,29 +368,35 @@ def _num(x: float | None, digits: int = 5) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
 
-def format_table(report: SuiteReport) -> Table:
-    """One row per competition (seeds aggregated)."""
+_LEFT_COLUMNS = ("competition", "modality", "metric", "medal", "failing stages")
+
+
+def _by_competition(report: SuiteReport) -> dict[str, list[SuiteRow]]:
     by_comp: dict[str, list[SuiteRow]] = {}
     for r in report.rows:
         by_comp.setdefault(r.competition, []).append(r)
+    return by_comp
+
+
+def table_cells(report: SuiteReport) -> tuple[str, list[str], dict[str, list[str]]]:
+    """The bench table as text: its title, columns and one row per competition (seeds aggregated)."""
+    by_comp = _by_competition(report)
+    cells: dict[str, list[str]] = {}
     if report.setup_only:
-        table = Table(title=f"medalist setup — {len(by_comp)} competitions x {report.seeds} seeds")
-        for col in (
+        title = f"medalist setup — {len(by_comp)} competitions x {report.seeds} seeds"
+        columns = [
             "competition",
             "modality",
             "passed",
             *(f"pass@{k}" for k in PASS_KS),
             "failing stages",
             "s",
-        ):
-            table.add_column(
-                col, justify="left" if col in ("competition", "modality", "failing stages") else "right"
-            )
+        ]
         for slug, rows in by_comp.items():
             ok = [bool(r.setup_passed) for r in rows]
             single = pass_at_k_table({slug: ok}, {slug: rows[0].modality}, PASS_KS)["all"]
             fails = Counter(s for r in rows for s, passed in r.stages.items() if not passed)
-            table.add_row(
+            cells[slug] = [
                 slug,
                 rows[0].modality,
                 f"{sum(ok)}/{len(ok)}",
@@ -386,13 +404,10 @@ def format_table(report: SuiteReport) -> Table:
                 ", ".join(s for s, _ in fails.most_common(2))
                 or ("error" if any(r.error for r in rows) else ""),
                 f"{np.mean([r.seconds for r in rows]):.0f}",
-            )
-        return table
-    table = Table(title=f"medalist bench — {len(by_comp)} competitions x {report.seeds} seeds")
-    for col in ("competition", "modality", "metric", "score", "valid", "medal", ">median", "percentile", "s"):
-        table.add_column(
-            col, justify="left" if col in ("competition", "modality", "metric", "medal") else "right"
-        )
+            ]
+        return title, columns, cells
+    title = f"medalist bench — {len(by_comp)} competitions x {report.seeds} seeds"
+    columns = ["competition", "modality", "metric", "score", "valid", "medal", ">median", "percentile", "s"]
     for slug, rows in by_comp.items():
         grades = [r.grade for r in rows if r.grade is not None]
         scores = [g["score"] for g in grades if g["score"] is not None]
@@ -406,7 +421,7 @@ def format_table(report: SuiteReport) -> Table:
             "-" if ranked else "n/a"
         )
         pcts = [g["percentile"] or 0.0 for g in ranked]
-        table.add_row(
+        cells[slug] = [
             slug,
             rows[0].modality,
             grades[0]["metric"] if grades else rows[0].metric,
@@ -416,8 +431,34 @@ def format_table(report: SuiteReport) -> Table:
             f"{sum(bool(g['above_median']) for g in ranked)}/{len(ranked)}" if ranked else "n/a",
             f"{np.mean(pcts):.1f}" if pcts else "n/a",
             f"{np.mean([r.seconds for r in rows]):.0f}",
-        )
+        ]
+    return title, columns, cells
+
+
+def format_table(report: SuiteReport) -> Table:
+    """One row per competition (seeds aggregated)."""
+    title, columns, cells = table_cells(report)
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="left" if col in _LEFT_COLUMNS else "right")
+    for row in cells.values():
+        table.add_row(*row)
     return table
+
+
+def write_bench_page(report: SuiteReport) -> Path:
+    """``<workdir>/bench.html``: the bench table with links to each run's report.html and a percentile chart."""
+    from medalist.report import REPORT_FILE
+    from medalist.report.suite_page import SUITE_PAGE, SuiteEntry, write_suite_page
+
+    title, columns, cells = table_cells(report)
+    entries = []
+    for slug, rows in _by_competition(report).items():
+        runs = [(f"seed {r.seed}", Path(r.workspace) / REPORT_FILE if r.workspace else None) for r in rows]
+        pcts = [r.grade["percentile"] or 0.0 for r in rows if r.grade and r.grade["n_teams"] > 0]
+        entries.append(SuiteEntry(slug, cells[slug], runs, pcts))
+    page = Path(report.workdir) / SUITE_PAGE
+    return write_suite_page(page, title, columns, entries, summary_lines(report))
 
 
 def summary_lines(report: SuiteReport) -> list[str]:

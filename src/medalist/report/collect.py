@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from medalist.setup.eda import EDA_FILE
+from medalist.submit.kaggle import KAGGLE_LOG
 from medalist.workspace import Workspace, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class RunView:
     chosen: dict[str, Any] | None = None
     llm_calls: list[dict[str, Any]] = field(default_factory=list)
     grade: dict[str, Any] | None = None
+    kaggle: list[dict[str, Any]] = field(default_factory=list)  # uploads to Kaggle and their scores
 
     @property
     def lower_is_better(self) -> bool:
@@ -42,7 +44,8 @@ class RunView:
 
 
 def read_run(ws_root: str | Path) -> RunView:
-    """Read a workspace's task, EDA, logs, ledger, chosen submission and grade (each where present)."""
+    """Read a workspace's task, EDA, logs, ledger, chosen submission, grade and Kaggle uploads (each where
+    present)."""
     ws = Workspace(Path(ws_root).expanduser().resolve())
     return RunView(
         ws=ws,
@@ -54,6 +57,7 @@ def read_run(ws_root: str | Path) -> RunView:
         chosen=_read_json(ws.root / "chosen.json"),
         llm_calls=read_jsonl(ws.logs / "llm_calls.jsonl"),
         grade=_read_json(ws.root / GRADE_FILE),
+        kaggle=read_jsonl(ws.submissions / KAGGLE_LOG),
     )
 
 

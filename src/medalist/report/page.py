@@ -16,7 +16,7 @@ from medalist.report.collect import GRADE_FILE, RunView, read_run
 from medalist.report.diagnostics import oof_diagnostics
 from medalist.report.experiments import ensembles, experiments, timeline
 from medalist.report.plots import note
-from medalist.report.sections import eda, grade, llm_calls, setup_stages, task_card
+from medalist.report.sections import eda, grade, kaggle_submissions, llm_calls, setup_stages, task_card
 from medalist.workspace import write_json_atomic, write_text_atomic
 
 REPORT_FILE = "report.html"
@@ -34,6 +34,7 @@ SECTIONS: tuple[tuple[str, str, Section], ...] = (
     ("oof", "Chosen submission: out-of-fold diagnostics", oof_diagnostics),
     ("llm", "LLM calls", llm_calls),
     ("grade", "Grade", grade),
+    ("kaggle", "Kaggle submissions", kaggle_submissions),
 )
 
 
@@ -60,9 +61,18 @@ def write_report(
             log.warning("report section %s failed: %s: %s", anchor, type(e).__name__, e)
             body = note(f"This section could not be drawn ({type(e).__name__}: {e}).")
         if body:
-            blocks.append(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{body}</section>')
-            nav.append(f'<a href="#{anchor}">{html.escape(title)}</a>')
+            block, link = section(anchor, title, body)
+            blocks.append(block)
+            nav.append(link)
     return _write_page(view, blocks, nav, Path(out) if out else root / REPORT_FILE, t0)
+
+
+def section(anchor: str, title: str, body: str) -> tuple[str, str]:
+    """A page section's HTML and its nav link."""
+    return (
+        f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{body}</section>',
+        f'<a href="#{anchor}">{html.escape(title)}</a>',
+    )
 
 
 def _grade(view: RunView, competition: str | Path) -> dict | None:
@@ -78,12 +88,17 @@ def _grade(view: RunView, competition: str | Path) -> dict | None:
 
 
 def _write_page(view: RunView, blocks: list[str], nav: list[str], path: Path, t0: float) -> Path:
-    from plotly.offline import get_plotlyjs
-
-    sections = "\n".join(blocks)
     task = view.task
     title = f"medalist report: {task.get('slug') or view.ws.root.name}"
     subtitle = f"{task.get('task_type', '?')} · {task.get('metric', '?')} · {view.ws.root}"
+    return write_page(path, title, subtitle, blocks, nav, t0)
+
+
+def write_page(path: Path, title: str, subtitle: str, blocks: list[str], nav: list[str], t0: float) -> Path:
+    """Write one self-contained page (plotly.js inlined once) from its section blocks and nav links."""
+    from plotly.offline import get_plotlyjs
+
+    sections = "\n".join(blocks)
     template = Template(resources.files("medalist.report").joinpath("page.html").read_text(encoding="utf-8"))
     page = template.substitute(
         title=html.escape(title),

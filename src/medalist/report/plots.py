@@ -48,13 +48,19 @@ def figure(fig: go.Figure, title: str, height: int = 360) -> str:
     return f'<div class="figure">{body}</div>'
 
 
-def table(rows: Iterable[Sequence[Any]], columns: Sequence[str], numeric: Sequence[str] = ()) -> str:
-    """An HTML table; cells are escaped, floats shown with 5 significant digits."""
+def table(
+    rows: Iterable[Sequence[Any]],
+    columns: Sequence[str],
+    numeric: Sequence[str] = (),
+    markup: Sequence[str] = (),
+) -> str:
+    """An HTML table; cells are escaped (except in ``markup`` columns, which hold HTML already), floats
+    shown with 5 significant digits."""
     head = "".join(f'<th class="{"num" if c in numeric else ""}">{html.escape(c)}</th>' for c in columns)
     body = []
     for row in rows:
         cells = "".join(
-            f'<td class="{"num" if c in numeric else ""}">{html.escape(fmt(v))}</td>'
+            f'<td class="{"num" if c in numeric else ""}">{v if c in markup else html.escape(fmt(v))}</td>'
             for c, v in zip(columns, row)
         )
         body.append(f"<tr>{cells}</tr>")

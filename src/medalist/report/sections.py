@@ -1,4 +1,4 @@
-"""Report sections about the task and its setup: task card, EDA, setup stages, LLM calls, grade.
+"""Report sections about the task and its setup: task card, EDA, setup stages, LLM calls, grade, Kaggle.
 
 Each section function takes the :class:`RunView` and returns its HTML, or None when it has nothing to show.
 """
@@ -313,3 +313,23 @@ def grade(view: RunView) -> str | None:
     rows = [(k, g.get(f"{k}_threshold")) for k in ("gold", "silver", "bronze", "median")]
     reason = note(f"invalid: {g['reason']}") if g.get("reason") else ""
     return cards(items) + table(rows, ["threshold", "score"], ("score",)) + reason
+
+
+def kaggle_submissions(view: RunView) -> str | None:
+    """Each upload to Kaggle (newest first) with the public score Kaggle gave it."""
+    if not view.kaggle:
+        return None
+    columns = ["submitted (UTC)", "competition", "message", "status", "public score", "private score", "note"]
+    rows = [
+        (
+            str(k.get("submitted_at", ""))[:19].replace("T", " "),
+            k.get("competition"),
+            cut(k.get("message"), 80),
+            k.get("status"),
+            k.get("public_score"),
+            k.get("private_score"),
+            cut(k.get("error"), 160) or None,
+        )
+        for k in reversed(view.kaggle)
+    ]
+    return table(rows, columns, ("public score", "private score"))
