@@ -131,7 +131,7 @@ def test_a_run_with_a_remembered_task_logs_what_memory_changed(tmp_path, monkeyp
 def test_llm_prompts_carry_memory_from_an_earlier_competition(competitions, tmp_path, monkeypatch):
     """A SCRIPTED chat server (not a model; plumbing only) sets up and solves spaceship-titanic after an
     expert run on titanic wrote the memory: setup prompts carry RAG+ entries of titanic's stages, the stage
-    records count them, and the proposal prompt carries the prior."""
+    records count them, and the proposal prompt carries the prior and the data profile (eda.json)."""
     from medalist.pipeline import run_competition
     from tests.scripted_server import Reply, ScriptedChatServer
 
@@ -160,6 +160,7 @@ def test_llm_prompts_carry_memory_from_an_earlier_competition(competitions, tmp_
     assert any(r["memory"] > 0 and r["policy"] == "llm" for r in second.stage_records)
     proposals = [p for p in prompts if "Stage: propose experiment" in p]
     assert proposals and all("Memory: on the most similar past tasks (titanic" in p for p in proposals)
+    assert all("Data: " in p and "Train/test drift: AUC" in p for p in proposals), proposals[0][:3000]
 
 
 def test_a_corrupt_memory_file_gives_one_warning_line_and_the_run_goes_on(tmp_path):

@@ -97,8 +97,19 @@ class Policies:
         from medalist.policy.llm_solve import LLMSolver
 
         self.llm.bind(ws)
+        from medalist.setup.eda import eda_facts, read_eda
+
         memory = self.memory.solve_text(prior) if self.memory is not None else ""
-        return LLMSolver(self.llm, expert, task_summary=task_summary, llm_share=self.llm_share, memory=memory)
+        profile = read_eda(ws.root)
+        facts = eda_facts(profile) if profile else ""
+        return LLMSolver(
+            self.llm,
+            expert,
+            task_summary=task_summary,
+            llm_share=self.llm_share,
+            memory=memory,
+            facts=facts,
+        )
 
     @property
     def recall(self) -> Callable[[StageContext], list[str]] | None:

@@ -21,6 +21,7 @@ from medalist.memory.prior import MIN_SIMILARITY, expert_prior
 from medalist.memory.retrieve import CHARS_PER_TOKEN, format_for_prompt, rag, similar_tasks
 from medalist.memory.store import MemoryStore, open_store
 from medalist.memory.writeback import remember_workspace
+from medalist.solve.models.base import RESOURCE_PARAMS
 from medalist.solve.policy import EMPTY_PRIOR, Prior
 
 if TYPE_CHECKING:
@@ -122,7 +123,8 @@ class RunMemory:
         if prior.recipes:
             lines.append(f"- feature recipes that helped: {', '.join(prior.recipes)}")
         for family, sets in prior.params:
-            lines.append(f"- winning {family} params: {json.dumps(sets[0], default=str, sort_keys=True)}")
+            tuned = {k: v for k, v in sets[0].items() if k not in RESOURCE_PARAMS}  # not threads, bounds
+            lines.append(f"- winning {family} params: {json.dumps(tuned, default=str, sort_keys=True)}")
         return format_text("\n".join(lines), max_tokens)
 
     def recall(self, ctx: StageContext) -> list[str]:

@@ -46,6 +46,7 @@ class ExperimentProposer:
         error: str | None = None,
         reject: Callable[[dict[str, Any]], str | None] | None = None,
         memory: str = "",
+        facts: str = "",
     ) -> dict[str, Any]:
         """The model's next experiment: {"kind": "spec", "model", "features", "params", "why"} or
         {"kind": "script", "name", "code", "why"}, plus "usage" (tokens, attempts).
@@ -55,7 +56,8 @@ class ExperimentProposer:
         script that breaks the contract, goes back to the model with the reason, up to ``max_attempts``
         calls; then CheckError. ``previous`` + ``error`` ask for a fix of a failed experiment;
         ``reject(proposal)`` may refuse a valid proposal with a reason (e.g. "already run") that goes back too.
-        ``memory``: what won on similar past tasks (long-term memory), already within its token budget.
+        ``memory``: what won on similar past tasks (long-term memory), already within its token budget;
+        ``facts``: the data profile's summary (columns, kinds, target, signals, drift).
         """
         session = self.session
         session.reset_usage()
@@ -90,6 +92,7 @@ class ExperimentProposer:
                 models=", ".join(models),
                 recipes=recipe_text,
                 memory=memory,
+                facts=facts,
                 script_option=script_option,
                 feedback=feedback,
             )

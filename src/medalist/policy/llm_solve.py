@@ -43,8 +43,10 @@ class LLMSolver:
         allow_script: bool = True,
         min_seconds: float = 30.0,
         memory: str = "",
+        facts: str = "",
     ) -> None:
         self.policy = policy
+        self.facts = facts  # the data profile's summary, for every proposal prompt
         self.memory = memory  # what won on similar past tasks, for every proposal prompt
         self.fallback = fallback
         self.task_summary = task_summary
@@ -133,6 +135,7 @@ class LLMSolver:
                 error=error,
                 reject=reject,
                 memory=self.memory,
+                facts=self.facts,
             )
         except MedalistError as exc:  # no valid answer, endpoint down, budget spent
             self.events.append({"event": "no_proposal", "error": str(exc)[:300]})

@@ -8,7 +8,9 @@ Every step works on a row sample, so the profile costs seconds on any table.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -318,3 +320,50 @@ def _share(x: float) -> float:
 def _num(x: Any) -> float | None:
     value = float(x)
     return round(value, 6) if np.isfinite(value) else None
+
+
+def eda_facts(profile: dict[str, Any], max_chars: int = 1600) -> str:
+    """The profile as a few lines for a prompt: rows, columns by kind with their cardinality and missing
+    share, the target, the strongest single-column signals, duplicates and train/test drift."""
+    rows, cols = profile.get("rows", {}), profile.get("columns", {})
+    lines = [f"Data: {rows.get('train', '?')} train rows, {rows.get('test', '?')} test rows; columns by kind: "
+             + ", ".join(f"{k} {n}" for k, n in cols.get("by_kind", {}).items())]  # fmt: skip
+    described = []
+    for p in cols.get("profiles", [])[:40]:
+        missing = max(p.get("missing_train", 0.0), p.get("missing_test", 0.0))
+        extra = f", {missing:.0%} missing" if missing >= 0.01 else ""
+        described.append(f"{p['name']} ({p['kind']}, {p.get('unique', '?')} distinct{extra})")
+    if described:
+        lines.append("Columns: " + "; ".join(described))
+    target = profile.get("target", {})
+    if target:
+        shape = {
+            k: target[k]
+            for k in ("kind", "classes", "share", "mean", "std", "skew", "min", "max")
+            if k in target
+        }
+        lines.append(
+            f"Target {', '.join(target.get('columns', []))}: " + json.dumps(shape, default=str)[:300]
+        )
+    signals = profile.get("signals", [])[:8]
+    if signals:
+        lines.append("Strongest single columns: " + ", ".join(s["column"] for s in signals))
+    dup = profile.get("duplicates", {})
+    if any(dup.values()):
+        lines.append("Duplicates: " + ", ".join(f"{k} {v}" for k, v in dup.items() if v))
+    drift = profile.get("drift", {})
+    if drift:
+        drivers = ", ".join(d["column"] for d in drift.get("drivers", [])[:5])
+        lines.append(
+            f"Train/test drift: AUC {drift.get('auc')} ({drift.get('verdict', '')}); driven by {drivers}"
+        )
+    text = "\n".join(lines)
+    return text if len(text) <= max_chars else text[: max_chars - 4] + " ..."
+
+
+def read_eda(root: Path) -> dict[str, Any] | None:
+    """The workspace's profile, or None when there is none (or it cannot be read)."""
+    try:
+        return json.loads((root / EDA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
