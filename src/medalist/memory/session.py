@@ -31,6 +31,8 @@ PRIOR_TASKS = 3  # the prior comes from this many most similar past tasks
 STAGE_EXAMPLES = 2  # RAG+ entries per setup prompt
 STAGE_WARNINGS = 2  # RAG- entries per setup prompt
 PROMPT_TOKENS = 600  # memory's share of a setup prompt
+# settings of a run, not of a model: left out of the winning params shown to the LLM
+NOT_TUNED = RESOURCE_PARAMS | {"max_seconds", "fixed_rounds", "early_stopping_rounds", "max_train_rows"}
 
 
 class RunMemory:
@@ -123,7 +125,7 @@ class RunMemory:
         if prior.recipes:
             lines.append(f"- feature recipes that helped: {', '.join(prior.recipes)}")
         for family, sets in prior.params:
-            tuned = {k: v for k, v in sets[0].items() if k not in RESOURCE_PARAMS}  # not threads, bounds
+            tuned = {k: v for k, v in sets[0].items() if k not in NOT_TUNED}
             lines.append(f"- winning {family} params: {json.dumps(tuned, default=str, sort_keys=True)}")
         return format_text("\n".join(lines), max_tokens)
 
