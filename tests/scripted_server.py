@@ -25,6 +25,7 @@ class Reply:
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] | None = None  # llama.cpp-style server timings
+    finish_reason: str = "stop"  # "length": the answer was cut off at its cap
 
 
 Script = Sequence[Reply | str] | Callable[[dict[str, Any]], Reply | str]
@@ -129,7 +130,7 @@ def _make_handler(server: ScriptedChatServer) -> type[BaseHTTPRequestHandler]:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": reply.text},
-                        "finish_reason": "stop",
+                        "finish_reason": reply.finish_reason,
                     }
                 ],
             }

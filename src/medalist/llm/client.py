@@ -252,6 +252,8 @@ class LLMClient:
             self._record(result, key)
             return result
         self._check_budget()
+        if _past(deadline):
+            raise LLMError(f"LLM call to {self.config.base_url} not sent: the run's deadline passed")
         refusal = self.endpoint.breaker.refusal()
         if refusal is not None:
             raise LLMError(f"LLM endpoint {self.config.base_url} {refusal}")
@@ -319,12 +321,10 @@ class LLMClient:
             timeout = self.config.timeout
             if call.deadline is not None:
                 timeout = min(timeout, call.deadline - time.monotonic())
-                if timeout <= 0:
-                    why = (
-                        f"the run's deadline passed; last: {error}" if error else "the run's deadline passed"
+                if timeout <= 0:  # after a failed attempt or a switch of parameter sets
+                    raise self._failure(
+                        call, attempts, f"{error}; the run's deadline passed", fault=bool(attempts)
                     )
-                    message = f"LLM call to {self.config.base_url} not sent: {why}"
-                    raise self._failure(call, attempts, why, fault=bool(error), message=message)
             attempts += 1
             kwargs = request_kwargs(self.config.model, call, reasoning=bool(self.endpoint.reasoning))
             try:

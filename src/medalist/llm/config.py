@@ -63,7 +63,7 @@ class LLMConfig:
     ctx: int = 4096  # local server only
     reasoning: bool | None = None  # max_completion_tokens and no temperature; None: detect from a 400
     seed: int | None = None  # sent with every request and part of the cache key
-    completion_caps: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_COMPLETION_CAPS))
+    completion_caps: Mapping[str, int] = field(default_factory=dict)  # over DEFAULT_COMPLETION_CAPS
     completion_limit: int = 8192  # the largest cap a cut-off answer's continuation may ask for
     continuations: int = 2  # continuations of an answer cut off at its cap (call types that allow it)
     breaker_failures: int = 1  # consecutive failed calls that take the endpoint out...
@@ -108,7 +108,7 @@ class LLMConfig:
             values["cache"] = env[_ENV + "CACHE"].strip().lower() not in ("0", "false", "no", "off")
         if env.get(_ENV + "REASONING"):
             values["reasoning"] = _parse_flag(_ENV + "REASONING", env[_ENV + "REASONING"])
-        caps = dict(base.completion_caps if base else DEFAULT_COMPLETION_CAPS)
+        caps = dict(base.completion_caps) if base else {}
         if env.get(_ENV + "CAPS"):
             caps.update(_parse_caps(env[_ENV + "CAPS"]))
         values["completion_caps"] = caps
@@ -151,8 +151,10 @@ class LLMConfig:
         return self
 
     def cap(self, call_type: str) -> int:
-        """The completion cap of a call type (`max_tokens` for a type without one)."""
-        return int(self.completion_caps.get(call_type, self.max_tokens))
+        """The completion cap of a call type: configured, else the default, else `max_tokens`."""
+        return int(
+            self.completion_caps.get(call_type, DEFAULT_COMPLETION_CAPS.get(call_type, self.max_tokens))
+        )
 
     def with_(self, **changes: Any) -> LLMConfig:
         return replace(self, **changes).validated()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from medalist.errors import CheckError
 from medalist.llm import extract_code, extract_json
 from medalist.policy.llm_facts import cut, fenced, prompt, stated_plan
-from medalist.policy.llm_session import MAX_TOKENS, ChatSession
+from medalist.policy.llm_session import ChatSession
 
 if TYPE_CHECKING:
     from medalist.metrics import ScoreOrder
@@ -93,9 +93,7 @@ class ExperimentProposer:
                 script_option=script_option,
                 feedback=feedback,
             )
-            text = session.ask(
-                "solve:propose", user, MAX_TOKENS["script" if allow_script else "propose"], attempt
-            )
+            text = session.ask("solve:propose", user, "script" if allow_script else "propose", attempt)
             try:
                 proposal = _parse_proposal(text, list(models), recipe_names, task, allow_script)
                 refused = reject(proposal) if reject is not None else None
