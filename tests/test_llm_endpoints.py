@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from medalist.errors import InputError
-from medalist.llm import LLMClient, LLMConfig, LLMError
+from medalist.llm import LLMClient, LLMConfig, LLMError, check_endpoint
 from medalist.llm.breaker import CircuitBreaker, EndpointState
 from medalist.llm.cache import ResponseCache, request_key
 from medalist.llm.request import CONTINUE_PROMPT
@@ -92,6 +92,18 @@ def test_configured_parameter_sets_are_not_second_guessed(tmp_path: Path) -> Non
             fixed.chat(_msgs("y"))
         assert server.request_count == 2
     assert fixed.endpoint.breaker.state == "closed"  # a refused request says nothing about the endpoint
+
+
+def test_the_endpoint_check_detects_a_reasoning_model(tmp_path: Path) -> None:
+    """Scripted server: `medalist llm check` measures a reasoning endpoint with its parameter set."""
+    with ScriptedChatServer(_reasoning_endpoint) as server:
+        report = check_endpoint(_config(server, tmp_path))
+        assert [("max_tokens" in r, "max_completion_tokens" in r) for r in server.requests] == [
+            (True, False),
+            (False, True),
+            (False, True),
+        ]
+    assert report["reasoning"] is True and report["reply"].startswith("answer to Write")
 
 
 # -- the run's deadline ----------------------------------------------------------------------------------
