@@ -138,13 +138,18 @@ def test_no_retry_starts_past_the_deadline(tmp_path: Path) -> None:
 
 
 def test_the_session_passes_its_deadline(tmp_path: Path) -> None:
-    """Scripted server: a session whose run deadline has passed sends nothing."""
-    with ScriptedChatServer(["never"]) as server:
+    """Scripted server: a session whose run deadline has passed sends nothing, nor does a call whose own
+    deadline (the solve loop's time left) has passed; the earlier of the two counts."""
+    with ScriptedChatServer(["in time"]) as server:
         session = ChatSession(_config(server, tmp_path))
+        with pytest.raises(LLMError, match="deadline"):
+            session.ask("solve:propose", "Propose.", "propose", deadline=time.monotonic() - 1)
         session.deadline = time.monotonic() - 1
         with pytest.raises(LLMError, match="deadline"):
-            session.ask("summary", "Summarize.", "summary")
+            session.ask("summary", "Summarize.", "summary", deadline=time.monotonic() + 60)
         assert server.request_count == 0
+        session.deadline = time.monotonic() + 60
+        assert session.ask("summary", "Summarize.", "summary") == "in time"
 
 
 # -- answers cut off at their cap -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ class ExperimentProposer:
         """
         session = self.session
         session.reset_usage()
+        deadline = time.monotonic() + time_left  # no call outlives the solve loop's time
         recipe_text = (
             "\n".join(f"- {k}: {v}" for k, v in recipes.items())
             if isinstance(recipes, Mapping)
@@ -93,7 +95,9 @@ class ExperimentProposer:
                 script_option=script_option,
                 feedback=feedback,
             )
-            text = session.ask("solve:propose", user, "script" if allow_script else "propose", attempt)
+            text = session.ask(
+                "solve:propose", user, "script" if allow_script else "propose", attempt, deadline
+            )
             try:
                 proposal = _parse_proposal(text, list(models), recipe_names, task, allow_script)
                 refused = reject(proposal) if reject is not None else None

@@ -79,9 +79,12 @@ class ChatSession:
             self._client = LLMClient(self.config, None, endpoint=self._endpoint)
         return self._client
 
-    def ask(self, stage: str, user: str, max_tokens: int | str, attempt: int = 1) -> str:
+    def ask(
+        self, stage: str, user: str, max_tokens: int | str, attempt: int = 1, deadline: float | None = None
+    ) -> str:
         """One chat call; `max_tokens` is a cap or a call type (its cap from the config, and the answer
-        continued when it is cut off for the types in CONTINUED). Retries of a stage sample warmer: at
+        continued when it is cut off for the types in CONTINUED). It ends by the session's deadline or
+        `deadline` (time.monotonic()), whichever comes first. Retries of a stage sample warmer: at
         temperature 0 a small model repeats its bug. Raises LLMError (also while the endpoint's breaker
         is open) or BudgetExceeded."""
         cap = self.config.cap(max_tokens) if isinstance(max_tokens, str) else max_tokens
@@ -98,7 +101,7 @@ class ChatSession:
             stage=stage,
             max_tokens=cap,
             temperature=temperature,
-            deadline=self.deadline,
+            deadline=min((d for d in (self.deadline, deadline) if d is not None), default=None),
             continuations=continuations,
         )
         self.prompt_tokens += res.prompt_tokens
