@@ -241,7 +241,7 @@ def test_a_session_survives_a_failure_spell(tmp_path: Path) -> None:
     clock = FakeClock()
     with ScriptedChatServer([Reply(status=503), Reply("summary")]) as server:
         session = ChatSession(_config(server, tmp_path, max_retries=0, breaker_cooldown=30.0))
-        session._endpoint.breaker = CircuitBreaker(1, 30.0, clock=clock)
+        session.endpoint.breaker = CircuitBreaker(1, 30.0, clock=clock)
         with pytest.raises(LLMError, match="503"):
             session.ask("summary", "Summarize.", "summary")
         with pytest.raises(LLMError, match="skipped"):

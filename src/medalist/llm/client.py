@@ -1,4 +1,6 @@
-"""The chat client: retries with backoff, per-call accounting, a response cache, token and cost budgets."""
+"""The chat client: retries with backoff bounded by the run's deadline, per-call accounting, a response
+cache (seeded requests have their own entries), token and cost budgets, a circuit breaker per endpoint,
+the reasoning parameter set when the endpoint asks for it, and continuation of cut-off answers."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ class ChatSession:
         self.config = config
         self.ws: Workspace | None = None
         self._client: LLMClient | None = None
-        self._endpoint = endpoint_state(config)  # shared by the clients of every workspace
+        self.endpoint = endpoint_state(config)  # shared by the clients of every workspace
         self.deadline: float | None = None  # the run's deadline (time.monotonic()); no call waits past it
         self.cut_off = False  # the last answer hit its token limit
         self.new_competition()
@@ -44,7 +44,7 @@ class ChatSession:
         """Log the model's calls to ``ws``'s logs/llm_calls.jsonl from now on."""
         if self.ws is None or self.ws.root != ws.root:
             self.ws = ws
-            self._client = LLMClient.for_workspace(self.config, ws, endpoint=self._endpoint)
+            self._client = LLMClient.for_workspace(self.config, ws, endpoint=self.endpoint)
 
     def new_competition(self) -> None:
         """Forget the previous competition's answers, thoughts and notes."""
@@ -76,7 +76,7 @@ class ChatSession:
     # ------------------------------------------------------------------ talking to the model
     def _client_(self) -> LLMClient:
         if self._client is None:
-            self._client = LLMClient(self.config, None, endpoint=self._endpoint)
+            self._client = LLMClient(self.config, None, endpoint=self.endpoint)
         return self._client
 
     def ask(
