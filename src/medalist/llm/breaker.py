@@ -26,7 +26,7 @@ class CircuitBreaker:
 
     @property
     def state(self) -> str:
-        """ "closed", "open" or "half-open"."""
+        """One of closed, open or half-open."""
         with self._lock:
             if self._opened_at is None:
                 return "closed"
