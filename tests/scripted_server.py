@@ -25,6 +25,7 @@ class Reply:
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] | None = None  # llama.cpp-style server timings
+    finish_reason: str = "stop"  # "length": the answer was cut off at its cap
 
 
 Script = Sequence[Reply | str] | Callable[[dict[str, Any]], Reply | str]
@@ -91,8 +92,11 @@ def _make_handler(server: ScriptedChatServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout test)
+                pass
 
         def do_GET(self) -> None:
             if self.path.rstrip("/") in ("/health", "/v1/health"):
@@ -129,7 +133,7 @@ def _make_handler(server: ScriptedChatServer) -> type[BaseHTTPRequestHandler]:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": reply.text},
-                        "finish_reason": "stop",
+                        "finish_reason": reply.finish_reason,
                     }
                 ],
             }

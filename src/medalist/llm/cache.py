@@ -19,6 +19,7 @@ class CachedResponse:
     prompt_tokens: int
     completion_tokens: int
     model: str
+    finish_reason: str | None = None
 
 
 def request_key(
@@ -28,9 +29,11 @@ def request_key(
     max_tokens: int,
     stop: Sequence[str] | None,
     occurrence: int = 0,
+    seed: int | None = None,
 ) -> str:
     """SHA-256 of the request. `occurrence` counts identical requests within one run, so the n-th
-    repeat of a request (a retry hoping for a different sample) replays the n-th answer on a rerun."""
+    repeat of a request (a retry hoping for a different sample) replays the n-th answer on a rerun.
+    A `seed` makes its own entries (requests without one keep the keys they always had)."""
     payload = {
         "model": model,
         "messages": [dict(m) for m in messages],
@@ -39,6 +42,8 @@ def request_key(
         "stop": list(stop) if stop else None,
         "occurrence": occurrence,
     }
+    if seed is not None:
+        payload["seed"] = int(seed)
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -53,8 +58,11 @@ class ResponseCache:
             con.execute(
                 "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
                 "text TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
-                "created REAL NOT NULL)"
+                "created REAL NOT NULL, finish_reason TEXT)"
             )
+            columns = {row[1] for row in con.execute("PRAGMA table_info(responses)")}
+            if "finish_reason" not in columns:  # a cache written before finish reasons were kept
+                con.execute("ALTER TABLE responses ADD COLUMN finish_reason TEXT")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -69,14 +77,16 @@ class ResponseCache:
     def get(self, key: str) -> CachedResponse | None:
         with self._db() as con:
             row = con.execute(
-                "SELECT text, prompt_tokens, completion_tokens, model FROM responses WHERE key = ?", (key,)
+                "SELECT text, prompt_tokens, completion_tokens, model, finish_reason FROM responses WHERE key = ?",
+                (key,),
             ).fetchone()
         return CachedResponse(*row) if row else None
 
     def put(self, key: str, response: CachedResponse) -> None:
         with self._db() as con:
             con.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO responses (key, model, text, prompt_tokens, completion_tokens, "
+                "created, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     response.model,
@@ -84,6 +94,7 @@ class ResponseCache:
                     response.prompt_tokens,
                     response.completion_tokens,
                     time.time(),
+                    response.finish_reason,
                 ),
             )
 

@@ -72,4 +72,6 @@ def check(
         table.add_row(key.replace("_", " "), str(report[key]))
     table.add_row("tokens", f"{report['prompt_tokens']} prompt, {report['completion_tokens']} completion")
     table.add_row("speed from", report["speed_source"])
+    if report["reasoning"]:
+        table.add_row("parameters", "reasoning model (max_completion_tokens, no temperature)")
     console.print(table)

@@ -1,4 +1,6 @@
-"""The chat client: retries with backoff, per-call accounting, a response cache, token and cost budgets."""
+"""The chat client: retries with backoff bounded by the run's deadline, per-call accounting, a response
+cache (seeded requests have their own entries), token and cost budgets, a circuit breaker per endpoint,
+the reasoning parameter set when the endpoint asks for it, and continuation of cut-off answers."""
 
 from __future__ import annotations
 
@@ -16,12 +18,15 @@ from typing import Any
 import openai
 
 from medalist.errors import BudgetExceeded, InputError, MedalistError
+from medalist.llm.breaker import CircuitBreaker, EndpointState
 from medalist.llm.cache import CachedResponse, ResponseCache, request_key
 from medalist.llm.config import LLMConfig, cost_of
+from medalist.llm.request import CONTINUE_PROMPT, ChatRequest, rejects_sampling_parameters, request_kwargs
 from medalist.workspace import Workspace, append_jsonl, read_jsonl
 
 LLM_LOG = "llm_calls"  # <workspace>/logs/llm_calls.jsonl
 _RETRY_STATUS = {408, 409, 429}
+_REQUEST_STATUS = {400, 413, 422}  # refusals of the request itself, which say nothing about the endpoint
 _MAX_BACKOFF = 30.0
 
 
@@ -112,7 +117,9 @@ class LLMClient:
     Each call appends one line to `log_path` (fsynced). With `include_previous`, calls already in the log
     count toward usage and budgets, so a resumed run keeps its budget. Identical requests are answered
     from the disk cache (the n-th repeat within a run replays the n-th stored answer); a cache hit sends
-    nothing, costs nothing and is allowed even when the budget is spent.
+    nothing, costs nothing and is allowed even when the budget is spent. `endpoint` is what the run
+    knows about the endpoint (its circuit breaker, whether it is a reasoning model): pass the same one to
+    every client of a run; by default the client has its own.
     """
 
     def __init__(
@@ -123,6 +130,7 @@ class LLMClient:
         *,
         include_previous: bool = True,
         sleep: Callable[[float], None] = time.sleep,
+        endpoint: EndpointState | None = None,
     ) -> None:
         if not config.base_url:
             raise InputError("no LLM endpoint: pass --llm URL or --llm local, or set MEDALIST_LLM_BASE_URL")
@@ -145,13 +153,18 @@ class LLMClient:
             ResponseCache(config.resolved_cache_dir() / "responses.sqlite") if config.cache else None
         )
         self._openai: openai.OpenAI | None = None
+        self.endpoint = endpoint or endpoint_state(config)
 
     @classmethod
     def for_workspace(
-        cls, config: LLMConfig, workspace: Workspace, stage_getter: Callable[[], str] | None = None
+        cls,
+        config: LLMConfig,
+        workspace: Workspace,
+        stage_getter: Callable[[], str] | None = None,
+        endpoint: EndpointState | None = None,
     ) -> LLMClient:
         """A client logging to <workspace>/logs/llm_calls.jsonl."""
-        return cls(config, workspace.logs / f"{LLM_LOG}.jsonl", stage_getter)
+        return cls(config, workspace.logs / f"{LLM_LOG}.jsonl", stage_getter, endpoint=endpoint)
 
     def usage(self) -> Usage:
         """Totals so far (a copy), overall and per stage."""
@@ -172,18 +185,59 @@ class LLMClient:
         temperature: float | None = None,
         max_tokens: int | None = None,
         stop: Sequence[str] | None = None,
+        seed: int | None = None,
+        deadline: float | None = None,
+        continuations: int = 0,
     ) -> ChatResult:
-        """Send `messages` and return the answer; raises BudgetExceeded (before sending) or LLMError."""
+        """Send `messages` and return the answer; raises BudgetExceeded (before sending) or LLMError.
+
+        `seed` (default: the config's) goes to the model and into the cache key. `deadline`
+        (time.monotonic()) bounds the call: each attempt's timeout is at most the time left and no retry
+        starts past it. An answer cut off at its cap (finish_reason "length") is continued up to
+        `continuations` times, each with twice the cap (at most ``config.completion_limit``), and the
+        parts are joined; a cut-off answer with no text (a reasoning model spent its cap thinking) is
+        asked again with the larger cap. A failed continuation leaves the answer cut off.
+        """
+        seed = self.config.seed if seed is None else seed
+        cap = self.config.max_tokens if max_tokens is None else max_tokens
+        conversation = [dict(m) for m in messages]
+        part = result = self._chat_once(conversation, stage, temperature, cap, stop, seed, deadline)
+        for _ in range(continuations):
+            if result.finish_reason != "length" or cap >= self.config.completion_limit or _past(deadline):
+                break
+            cap = min(self.config.completion_limit, 2 * cap)
+            if part.text:
+                conversation += [
+                    {"role": "assistant", "content": part.text},
+                    {"role": "user", "content": CONTINUE_PROMPT},
+                ]
+            try:
+                part = self._chat_once(conversation, stage, temperature, cap, stop, seed, deadline)
+            except (LLMError, BudgetExceeded):
+                break
+            result = _joined(result, part)
+        return result
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _chat_once(
+        self,
+        messages: list[dict[str, Any]],
+        stage: str,
+        temperature: float | None,
+        max_tokens: int,
+        stop: Sequence[str] | None,
+        seed: int | None,
+        deadline: float | None,
+    ) -> ChatResult:
         stage = stage or (self._stage_getter() if self._stage_getter else "")
         temperature = self.config.temperature if temperature is None else temperature
-        max_tokens = self.config.max_tokens if max_tokens is None else max_tokens
-        messages = [dict(m) for m in messages]
         start = time.monotonic()
         with self._lock:
-            base = request_key(self.config.model, messages, temperature, max_tokens, stop)
+            base = request_key(self.config.model, messages, temperature, max_tokens, stop, seed=seed)
             occurrence = self._seen[base]
             self._seen[base] += 1
-        key = request_key(self.config.model, messages, temperature, max_tokens, stop, occurrence)
+        key = request_key(self.config.model, messages, temperature, max_tokens, stop, occurrence, seed)
         hit = self._cache.get(key) if self._cache else None
         if hit is not None:
             result = ChatResult(
@@ -195,11 +249,23 @@ class LLMClient:
                 cached=True,
                 model=self.config.model,
                 stage=stage,
+                finish_reason=hit.finish_reason,
             )
             self._record(result, key)
             return result
         self._check_budget()
-        response, attempts = self._send(messages, temperature, max_tokens, stop, stage, start, key)
+        if _past(deadline):
+            raise LLMError(f"LLM call to {self.config.base_url} not sent: the run's deadline passed")
+        refusal = self.endpoint.breaker.refusal()
+        if refusal is not None:
+            raise LLMError(f"LLM endpoint {self.config.base_url} {refusal}")
+        call = ChatRequest(messages, temperature, max_tokens, stop, seed, stage, start, key, deadline)
+        try:
+            response, attempts = self._send(call)
+        except BaseException:
+            self.endpoint.breaker.release()  # a no-op after a counted failure
+            raise
+        self.endpoint.breaker.success()
         text, finish, prompt_tokens, completion_tokens, estimated = _parse_response(response, messages)
         cost = cost_of(self._price, prompt_tokens, completion_tokens)
         result = ChatResult(
@@ -215,11 +281,11 @@ class LLMClient:
             finish_reason=finish,
         )
         if self._cache is not None:
-            self._cache.put(key, CachedResponse(text, prompt_tokens, completion_tokens, self.config.model))
+            self._cache.put(
+                key, CachedResponse(text, prompt_tokens, completion_tokens, self.config.model, finish)
+            )
         self._record(result, key, estimated=estimated)
         return result
-
-    # -- internals -----------------------------------------------------------------------------------
 
     def _check_budget(self) -> None:
         with self._lock:
@@ -246,52 +312,71 @@ class LLMClient:
             )
         return self._openai
 
-    def _send(
-        self,
-        messages: list[dict[str, Any]],
-        temperature: float,
-        max_tokens: int,
-        stop: Sequence[str] | None,
-        stage: str,
-        start: float,
-        key: str,
-    ) -> tuple[Any, int]:
-        kwargs: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": messages,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-        }
-        if stop:
-            kwargs["stop"] = list(stop)
+    def _send(self, call: ChatRequest) -> tuple[Any, int]:
+        """The response and the attempts it took. A 400 naming max_tokens or temperature as unsupported
+        switches the endpoint to the reasoning parameter set (once, remembered) unless the config says
+        which set it takes."""
         attempts = 0
+        switched = False
+        error = ""
         while True:
+            timeout = self.config.timeout
+            if call.deadline is not None:
+                timeout = min(timeout, call.deadline - time.monotonic())
+                if timeout <= 0:  # after a failed attempt or a switch of parameter sets
+                    raise self._failure(
+                        call, attempts, f"{error}; the run's deadline passed", fault=bool(attempts)
+                    )
             attempts += 1
+            kwargs = request_kwargs(self.config.model, call, reasoning=bool(self.endpoint.reasoning))
             try:
-                return self._client().chat.completions.create(**kwargs), attempts
+                return self._client().chat.completions.create(**kwargs, timeout=timeout), attempts
             except openai.APIStatusError as exc:
-                retry = exc.status_code >= 500 or exc.status_code in _RETRY_STATUS
                 error = f"HTTP {exc.status_code}: {_short(exc)}"
-                if not retry:
-                    self._record_failure(stage, start, attempts, error, key)
+                if (
+                    not switched
+                    and self.config.reasoning is None
+                    and not self.endpoint.reasoning
+                    and rejects_sampling_parameters(exc)
+                ):
+                    self.endpoint.reasoning = switched = True
+                    continue
+                if not (exc.status_code >= 500 or exc.status_code in _RETRY_STATUS):
                     hint = (
                         " (check --api-key / MEDALIST_LLM_API_KEY)" if exc.status_code in (401, 403) else ""
                     )
-                    raise LLMError(
-                        f"LLM endpoint {self.config.base_url} refused the request, {error}{hint}"
+                    raise self._failure(
+                        call,
+                        attempts,
+                        error,
+                        fault=exc.status_code not in _REQUEST_STATUS,
+                        message=f"LLM endpoint {self.config.base_url} refused the request, {error}{hint}",
                     ) from exc
                 wait = _retry_after(exc)
             except openai.APIConnectionError as exc:  # includes timeouts
                 error = f"{type(exc).__name__}: {_short(exc)}"
                 wait = None
             if attempts > self.config.max_retries:
-                self._record_failure(stage, start, attempts, error, key)
-                raise LLMError(
-                    f"LLM endpoint {self.config.base_url} failed {attempts} times, last: {error}; "
-                    "check that it is up (medalist llm check)"
-                )
-            backoff = min(_MAX_BACKOFF, self.config.backoff * 2 ** (attempts - 1))
-            self._sleep(max(backoff, wait or 0.0))
+                raise self._failure(call, attempts, error)
+            pause = max(min(_MAX_BACKOFF, self.config.backoff * 2 ** (attempts - 1)), wait or 0.0)
+            if call.deadline is not None and time.monotonic() + pause >= call.deadline:
+                raise self._failure(call, attempts, f"{error}; no time left for a retry before the deadline")
+            self._sleep(pause)
+
+    def _failure(
+        self, call: ChatRequest, attempts: int, error: str, *, fault: bool = True, message: str = ""
+    ) -> LLMError:
+        """The error to raise for a failed call, logged when something was sent; `fault`: it counts
+        against the endpoint (its breaker)."""
+        if attempts:
+            self._record_failure(call.stage, call.start, attempts, error, call.key)
+        if fault:
+            self.endpoint.breaker.failure(error)
+        return LLMError(
+            message
+            or f"LLM endpoint {self.config.base_url} failed {attempts} times, last: {error}; "
+            "check that it is up (medalist llm check)"
+        )
 
     def _record(self, result: ChatResult, key: str, *, estimated: bool = False) -> None:
         record: dict[str, Any] = {
@@ -333,6 +418,31 @@ class LLMClient:
             if self.log_path is not None:
                 append_jsonl(self.log_path, record)
             self._usage.add(record)
+
+
+def endpoint_state(config: LLMConfig) -> EndpointState:
+    """A fresh EndpointState from the config: a closed breaker, the configured parameter set."""
+    return EndpointState(CircuitBreaker(config.breaker_failures, config.breaker_cooldown), config.reasoning)
+
+
+def _joined(first: ChatResult, rest: ChatResult) -> ChatResult:
+    """An answer and its continuation as one answer (what both calls spent)."""
+    return ChatResult(
+        text=first.text + rest.text,
+        prompt_tokens=first.prompt_tokens + rest.prompt_tokens,
+        completion_tokens=first.completion_tokens + rest.completion_tokens,
+        seconds=first.seconds + rest.seconds,
+        cost=first.cost + rest.cost,
+        cached=first.cached and rest.cached,
+        model=rest.model,
+        stage=rest.stage,
+        attempts=first.attempts + rest.attempts,
+        finish_reason=rest.finish_reason,
+    )
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _parse_response(response: Any, messages: list[dict[str, Any]]) -> tuple[str, str | None, int, int, bool]:

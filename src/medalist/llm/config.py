@@ -26,6 +26,19 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "local/": (0.0, 0.0),  # the embedded llama.cpp models are named local/<name>
 }
 
+# Completion caps (tokens) per call type: small models at ~10-20 tokens/s make every token count. An answer
+# cut off at its cap is continued with a larger cap (see LLMClient.chat), up to `completion_limit`.
+DEFAULT_COMPLETION_CAPS: dict[str, int] = {
+    "summary": 200,
+    "json": 160,
+    "plan": 320,
+    "code": 450,
+    "thought": 70,
+    "credit": 6,
+    "propose": 220,
+    "script": 1400,
+}
+
 _ENV = "MEDALIST_LLM_"
 
 
@@ -48,6 +61,13 @@ class LLMConfig:
     cache_dir: Path | None = None  # default: <user cache>/medalist/llm
     threads: int = 1  # local server only
     ctx: int = 4096  # local server only
+    reasoning: bool | None = None  # max_completion_tokens and no temperature; None: detect from a 400
+    seed: int | None = None  # sent with every request and part of the cache key
+    completion_caps: Mapping[str, int] = field(default_factory=dict)  # over DEFAULT_COMPLETION_CAPS
+    completion_limit: int = 8192  # the largest cap a cut-off answer's continuation may ask for
+    continuations: int = 2  # continuations of an answer cut off at its cap (call types that allow it)
+    breaker_failures: int = 1  # consecutive failed calls that take the endpoint out...
+    breaker_cooldown: float = 120.0  # ...for this many seconds, then one trial call
 
     @classmethod
     def from_env(
@@ -75,6 +95,7 @@ class LLMConfig:
             "max_retries": (_ENV + "MAX_RETRIES", int),
             "threads": (_ENV + "THREADS", int),
             "ctx": (_ENV + "CTX", int),
+            "seed": (_ENV + "SEED", int),
             "max_llm_tokens": ("MEDALIST_MAX_LLM_TOKENS", int),
             "max_cost": ("MEDALIST_MAX_COST", float),
         }
@@ -85,6 +106,12 @@ class LLMConfig:
             values["cache_dir"] = Path(env[_ENV + "CACHE_DIR"]).expanduser()
         if env.get(_ENV + "CACHE"):
             values["cache"] = env[_ENV + "CACHE"].strip().lower() not in ("0", "false", "no", "off")
+        if env.get(_ENV + "REASONING"):
+            values["reasoning"] = _parse_flag(_ENV + "REASONING", env[_ENV + "REASONING"])
+        caps = dict(base.completion_caps) if base else {}
+        if env.get(_ENV + "CAPS"):
+            caps.update(_parse_caps(env[_ENV + "CAPS"]))
+        values["completion_caps"] = caps
         prices = dict(base.prices if base else DEFAULT_PRICES)
         if env.get(_ENV + "PRICES"):
             prices.update(parse_prices(env[_ENV + "PRICES"]))
@@ -96,6 +123,8 @@ class LLMConfig:
                 values[name] = value
         if "prices" in overrides and overrides["prices"] is not None:
             values["prices"] = {**prices, **overrides["prices"]}
+        if overrides.get("completion_caps") is not None:
+            values["completion_caps"] = {**caps, **overrides["completion_caps"]}
         return cls(**values).validated()
 
     def validated(self) -> LLMConfig:
@@ -112,7 +141,20 @@ class LLMConfig:
             raise InputError(f"--max-cost must be >= 0, got {self.max_cost}")
         if self.threads < 1:
             raise InputError(f"LLM threads must be >= 1, got {self.threads}")
+        if any(cap < 1 for cap in self.completion_caps.values()) or self.completion_limit < 1:
+            raise InputError(f"LLM completion caps must be at least 1, got {dict(self.completion_caps)}")
+        if self.continuations < 0 or self.breaker_failures < 1 or self.breaker_cooldown < 0:
+            raise InputError(
+                "LLM continuations and breaker cool-down must be >= 0 and breaker failures >= 1, got "
+                f"{self.continuations}, {self.breaker_cooldown}, {self.breaker_failures}"
+            )
         return self
+
+    def cap(self, call_type: str) -> int:
+        """The completion cap of a call type: configured, else the default, else `max_tokens`."""
+        return int(
+            self.completion_caps.get(call_type, DEFAULT_COMPLETION_CAPS.get(call_type, self.max_tokens))
+        )
 
     def with_(self, **changes: Any) -> LLMConfig:
         return replace(self, **changes).validated()
@@ -158,6 +200,24 @@ def parse_prices(text: str) -> dict[str, tuple[float, float]]:
             f"tokens) or a path to such a file: {exc}"
         ) from exc
     return table
+
+
+def _parse_flag(var: str, text: str) -> bool | None:
+    """true/false (1/0, yes/no, on/off) or auto (None)."""
+    low = text.strip().lower()
+    if low in ("auto", ""):
+        return None
+    if low in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return low in ("1", "true", "yes", "on")
+    raise InputError(f"{var}={text!r} must be true, false or auto")
+
+
+def _parse_caps(text: str) -> dict[str, int]:
+    """Completion caps from JSON: {"code": 900, "script": 3000}."""
+    try:
+        return {str(k): int(v) for k, v in json.loads(text).items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InputError(f'MEDALIST_LLM_CAPS must be JSON like {{"code": 900}}: {exc}') from exc
 
 
 def _parse(var: str, text: str, kind: type) -> Any:

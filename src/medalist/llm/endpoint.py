@@ -13,6 +13,7 @@ import openai
 from medalist.errors import InputError, MedalistError
 from medalist.llm.config import LLMConfig
 from medalist.llm.local import LocalServer, resolve_local_model
+from medalist.llm.request import rejects_sampling_parameters
 
 _CHECK_PROMPT = "Write a Python function `mean(xs)` that returns the mean of a list. Reply with code only."
 
@@ -99,17 +100,16 @@ def check_endpoint(config: LLMConfig, max_tokens: int = 48) -> dict[str, Any]:
     )
     model = config.model or "default"
     messages = [{"role": "user", "content": _CHECK_PROMPT}]
+    reasoning = bool(config.reasoning)
     try:
-        start = time.monotonic()
-        client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": "Say OK."}], max_tokens=1, temperature=0
-        )
-        latency = time.monotonic() - start
-        start = time.monotonic()
-        resp = client.chat.completions.create(
-            model=model, messages=messages, max_tokens=max_tokens, temperature=0
-        )
-        seconds = time.monotonic() - start
+        try:
+            latency = _timed_chat(client, model, [{"role": "user", "content": "Say OK."}], 1, reasoning)[1]
+        except openai.APIStatusError as exc:
+            if config.reasoning is not None or not rejects_sampling_parameters(exc):
+                raise
+            reasoning = True  # a reasoning model: max_completion_tokens, no temperature
+            latency = _timed_chat(client, model, [{"role": "user", "content": "Say OK."}], 1, reasoning)[1]
+        resp, seconds = _timed_chat(client, model, messages, max_tokens, reasoning)
     except openai.APIStatusError as exc:
         raise MedalistError(
             f"LLM endpoint {config.base_url} answered HTTP {exc.status_code}: {' '.join(str(exc).split())[:200]}"
@@ -139,5 +139,18 @@ def check_endpoint(config: LLMConfig, max_tokens: int = 48) -> dict[str, Any]:
         "prompt_tokens_per_second": round(prompt_tps, 1) if prompt_tps else None,
         "completion_tokens_per_second": round(completion_tps, 1) if completion_tps else None,
         "speed_source": source,
+        "reasoning": reasoning,
         "reply": (text or "")[:300],
     }
+
+
+def _timed_chat(
+    client: openai.OpenAI, model: str, messages: list[dict[str, str]], max_tokens: int, reasoning: bool
+) -> tuple[Any, float]:
+    """One chat call at temperature 0 (none for a reasoning model) and the seconds it took."""
+    sampling: dict[str, Any] = (
+        {"max_completion_tokens": max_tokens} if reasoning else {"max_tokens": max_tokens, "temperature": 0}
+    )
+    start = time.monotonic()
+    resp = client.chat.completions.create(model=model, messages=messages, **sampling)
+    return resp, time.monotonic() - start

@@ -17,7 +17,7 @@ import pandas as pd
 from medalist.errors import CheckError
 from medalist.llm import extract_code
 from medalist.policy.llm_facts import compact_names, cut, memory_examples, prompt, stated_plan
-from medalist.policy.llm_session import MAX_TOKENS, ChatSession
+from medalist.policy.llm_session import ChatSession
 from medalist.policy.llm_template import code_template
 from medalist.sandbox import run_code
 from medalist.setup.policy import StageContext
@@ -78,7 +78,7 @@ class CodeStages:
             memory=memory_examples(ctx.memory),
             feedback=self.session.feedback(ctx),
         )
-        text = self.session.ask(ctx.stage, user, MAX_TOKENS["code"], ctx.attempt)
+        text = self.session.ask(ctx.stage, user, "code", ctx.attempt)
         code = extract_code(text)
         plan_line = stated_plan(text)
         if plan_line is not None:

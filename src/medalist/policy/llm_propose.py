@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from medalist.errors import CheckError
 from medalist.llm import extract_code, extract_json
 from medalist.policy.llm_facts import cut, fenced, prompt, stated_plan
-from medalist.policy.llm_session import MAX_TOKENS, ChatSession
+from medalist.policy.llm_session import ChatSession
 
 if TYPE_CHECKING:
     from medalist.metrics import ScoreOrder
@@ -61,6 +62,7 @@ class ExperimentProposer:
         """
         session = self.session
         session.reset_usage()
+        deadline = time.monotonic() + time_left  # no call outlives the solve loop's time
         recipe_text = (
             "\n".join(f"- {k}: {v}" for k, v in recipes.items())
             if isinstance(recipes, Mapping)
@@ -97,7 +99,7 @@ class ExperimentProposer:
                 feedback=feedback,
             )
             text = session.ask(
-                "solve:propose", user, MAX_TOKENS["script" if allow_script else "propose"], attempt
+                "solve:propose", user, "script" if allow_script else "propose", attempt, deadline
             )
             try:
                 proposal = _parse_proposal(text, list(models), recipe_names, task, allow_script)

@@ -1,7 +1,8 @@
 """ChatSession: the LLM policy's conversation with the model.
 
-One client per workspace (every call and answer logged there), the endpoint's health (after one failed
-call the session stays offline), the tokens and code of the current decision, and what the model said in
+One client per workspace (every call and answer logged there), all sharing what the run knows about the
+endpoint (its circuit breaker: after failed calls it is skipped for a cool-down, then tried again; and
+whether it is a reasoning model), the run's deadline (no call waits past it), the tokens and code of the current decision, and what the model said in
 the current competition: its last answer per stage (shown again on a retry), its thoughts about meta
 failures and the notes kept for the record.
 """
@@ -10,24 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from medalist.errors import BudgetExceeded, CheckError
-from medalist.llm import LLMClient, LLMConfig, LLMError, extract_json
+from medalist.errors import CheckError
+from medalist.llm import LLMClient, LLMConfig, extract_json
+from medalist.llm.client import endpoint_state
+from medalist.llm.config import DEFAULT_COMPLETION_CAPS
 from medalist.policy import llm_stages as st
 from medalist.policy.llm_facts import cut, fenced, prompt
 from medalist.setup.policy import StageContext, Usage
 from medalist.workspace import Workspace
 
-# Completion budgets (tokens): small models at ~10-20 tokens/s make every token count.
-MAX_TOKENS = {
-    "summary": 200,
-    "json": 160,
-    "plan": 320,
-    "code": 450,
-    "thought": 70,
-    "credit": 6,
-    "propose": 220,
-    "script": 1400,
-}
+# The default completion caps per call type; a session uses its config's (LLMConfig.completion_caps).
+MAX_TOKENS = DEFAULT_COMPLETION_CAPS
+CONTINUED = frozenset({"code", "script"})  # call types whose cut-off answers are continued
 RETRY_WARMTH = 0.35  # temperature added per retry of a stage
 
 
@@ -38,7 +33,8 @@ class ChatSession:
         self.config = config
         self.ws: Workspace | None = None
         self._client: LLMClient | None = None
-        self._offline: str | None = None
+        self.endpoint = endpoint_state(config)  # shared by the clients of every workspace
+        self.deadline: float | None = None  # the run's deadline (time.monotonic()); no call waits past it
         self.cut_off = False  # the last answer hit its token limit
         self.new_competition()
         self.reset_usage()
@@ -48,7 +44,7 @@ class ChatSession:
         """Log the model's calls to ``ws``'s logs/llm_calls.jsonl from now on."""
         if self.ws is None or self.ws.root != ws.root:
             self.ws = ws
-            self._client = LLMClient.for_workspace(self.config, ws)
+            self._client = LLMClient.for_workspace(self.config, ws, endpoint=self.endpoint)
 
     def new_competition(self) -> None:
         """Forget the previous competition's answers, thoughts and notes."""
@@ -80,25 +76,34 @@ class ChatSession:
     # ------------------------------------------------------------------ talking to the model
     def _client_(self) -> LLMClient:
         if self._client is None:
-            self._client = LLMClient(self.config, None)
+            self._client = LLMClient(self.config, None, endpoint=self.endpoint)
         return self._client
 
-    def ask(self, stage: str, user: str, max_tokens: int, attempt: int = 1) -> str:
-        """One chat call. Retries of a stage sample warmer: at temperature 0 a small model repeats its bug."""
-        if self._offline:
-            raise LLMError(f"the LLM endpoint is unavailable ({self._offline})")
+    def ask(
+        self, stage: str, user: str, max_tokens: int | str, attempt: int = 1, deadline: float | None = None
+    ) -> str:
+        """One chat call; `max_tokens` is a cap or a call type (its cap from the config, and the answer
+        continued when it is cut off for the types in CONTINUED). It ends by the session's deadline or
+        `deadline` (time.monotonic()), whichever comes first. Retries of a stage sample warmer: at
+        temperature 0 a small model repeats its bug. Raises LLMError (also while the endpoint's breaker
+        is open) or BudgetExceeded."""
+        cap = self.config.cap(max_tokens) if isinstance(max_tokens, str) else max_tokens
+        continuations = self.config.continuations if max_tokens in CONTINUED else 0
         messages = [
             {"role": "system", "content": prompt("system").strip()},
             {"role": "user", "content": user},
         ]
-        try:
-            temperature = (
-                None if attempt <= 1 else min(1.0, self.config.temperature + RETRY_WARMTH * (attempt - 1))
-            )
-            res = self._client_().chat(messages, stage=stage, max_tokens=max_tokens, temperature=temperature)
-        except (LLMError, BudgetExceeded) as exc:
-            self._offline = " ".join(str(exc).split())[:200]
-            raise
+        temperature = (
+            None if attempt <= 1 else min(1.0, self.config.temperature + RETRY_WARMTH * (attempt - 1))
+        )
+        res = self._client_().chat(
+            messages,
+            stage=stage,
+            max_tokens=cap,
+            temperature=temperature,
+            deadline=min((d for d in (self.deadline, deadline) if d is not None), default=None),
+            continuations=continuations,
+        )
         self.prompt_tokens += res.prompt_tokens
         self.completion_tokens += res.completion_tokens
         self.cut_off = res.finish_reason == "length"
@@ -116,7 +121,7 @@ class ChatSession:
 
     def ask_json(self, ctx: StageContext, user: str, max_tokens: int | None = None) -> dict[str, Any]:
         """The stage's JSON answer (kept for a retry); CheckError when there is none."""
-        text = self.ask(ctx.stage, user, max_tokens or MAX_TOKENS["json"], ctx.attempt)
+        text = self.ask(ctx.stage, user, max_tokens or "json", ctx.attempt)
         self.answers[ctx.stage] = cut(text.strip(), 800)
         answer = extract_json(text)
         if answer is None and self.cut_off:
@@ -144,4 +149,4 @@ class ChatSession:
         return ""
 
 
-__all__ = ["MAX_TOKENS", "RETRY_WARMTH", "ChatSession"]
+__all__ = ["CONTINUED", "MAX_TOKENS", "RETRY_WARMTH", "ChatSession"]
