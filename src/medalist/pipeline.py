@@ -142,7 +142,10 @@ def build_policies(settings: Settings, workdir: Path) -> Iterator[Policies]:
         settings.llm_choice,
         llm_model=settings.llm_model,
         workdir=workdir,
-        base=settings.llm_config,
+        # the run's seed reaches the model (and the response cache key) unless the endpoint settings name one
+        base=settings.llm_config
+        if settings.llm_config.seed is not None
+        else settings.llm_config.with_(seed=settings.seed),
         model_dir=settings.local_model_dir,
     ) as policy:
         # a local model's calls are slow on a CPU: it proposes a quarter of the experiments, an endpoint half
@@ -205,6 +208,8 @@ def _run(
         if settings.uses_llm:
             emit("stage", {"name": "llm"})
         policies = stack.enter_context(build_policies(settings, ws.root.parent))
+        if policies.llm is not None:
+            policies.llm.set_deadline(deadline)  # no model call outlives the run
         if not setup_is_done(ws):
             emit("stage", {"name": "setup"})
             run_setup(

@@ -110,6 +110,10 @@ class LLMPolicy:
             resources, self._resources = self._resources, None
             resources.close()
 
+    def set_deadline(self, deadline: float | None) -> None:
+        """No model call runs past ``deadline`` (a time.monotonic() value; None: no bound)."""
+        self._session.deadline = deadline
+
     def bind(self, ws: Workspace) -> None:
         """Log the model's calls to ``ws``'s logs/llm_calls.jsonl from now on."""
         self._session.bind(ws)
