@@ -39,10 +39,13 @@ def expert_prior(
     embedder: Embedder | None = None,
     exclude: str | None = None,
     min_similarity: float = MIN_SIMILARITY,
+    nearest: list[tuple[TaskCard, float]] | None = None,
 ) -> Prior:
     """The prior from the ``k`` stored tasks most similar to ``card`` that are at least ``min_similarity``
     alike (``exclude``: a task key to leave out)."""
-    neighbours = [(c, s) for c, s in similar_tasks(store, card, k, embedder, exclude) if s >= min_similarity]
+    if nearest is None:  # ``nearest``: similar_tasks(store, card, k, embedder, exclude) already computed
+        nearest = similar_tasks(store, card, k, embedder, exclude)
+    neighbours = [(c, s) for c, s in nearest if s >= min_similarity]
     score: dict[str, float] = defaultdict(float)
     weight: dict[str, float] = defaultdict(float)
     helped: set[str] = set()

@@ -95,9 +95,7 @@ class RunMemory:
             nearest = similar_tasks(
                 self.store, card, PRIOR_TASKS, embedder=self.embedder, exclude=card.task_key
             )
-            prior = expert_prior(
-                self.store, card, k=PRIOR_TASKS, embedder=self.embedder, exclude=card.task_key
-            )
+            prior = expert_prior(self.store, card, nearest=nearest)
             retrieved = sum(
                 len(self.store.entries(kinds=("experiment",), task_key=key)) for key, _ in prior.sources
             )
